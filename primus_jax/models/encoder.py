@@ -1,0 +1,183 @@
+"""The PRIMUS IMU encoder (IMU2CLIP's ``MW2StackRNNPoolingMultihead``) in Flax linen.
+
+Array layout of the public API (channels-last, the JAX convention):
+
+* input ``imu``: ``(B, T, 6)`` float32, ``T = 250`` (5 s at 50 Hz), channels
+  ``acc_x, acc_y, acc_z`` (m/s^2) then ``gyro_x, gyro_y, gyro_z`` (rad/s);
+* output: a dict of ``(B, D)`` float32 arrays: ``emb`` (GRU final state, D = 512),
+  ``ssl`` (self-supervised head, D = ``ssl_dim``) and ``mmcl`` (multimodal head,
+  D = ``mm_dim``, the embedding used downstream).
+
+The PyTorch reference takes ``(B, 6, T)``; ``primus_jax.tools.import_torch`` and the
+inference API transpose for you.
+
+Layers (reference-spec §1.1), shapes for T = 250 in our (B, T, C) layout:
+
+    GroupNorm(2 groups, eps 1e-5)                      (B, 250, 6)
+    Conv k10 d2, no bias -> MaxPool 3                  (B, 232, 32) -> (B, 77, 32)
+    Conv k5 d2, no bias  -> MaxPool 3                  (B, 69, 32)  -> (B, 23, 32)
+    Conv k5 d2, no bias  -> AdaptiveAvgPool(32)        (B, 15, 32)  -> (B, 32, 32)
+    GroupNorm(4 groups, eps 1e-5)                      (B, 32, 32)
+    GRU(32 -> 512), final state                        (B, 512)
+    ssl_head, mmcl_head: Linear(512 -> 512)            (B, 512) each
+
+There are no activations (as in the reference). The reference GRU is fed the (B, 32 channels,
+32 time bins) tensor with ``batch_first``, so its 32 *sequence steps are the conv channels*
+and each step's features are the 32 time bins. ``gru_over="channels"`` (default) reproduces
+that so the released checkpoint loads; ``gru_over="time"`` runs the GRU over the 32 time bins
+with the 32 channels as features (same parameter shapes).
+
+Parameters: 1,376,204, exactly the reference's count: the GRU keeps PyTorch's two bias
+vectors (``b_ih`` and ``b_hh``) rather than Flax ``GRUCell``'s merged r/z biases, so every
+reference tensor has a one-to-one home. All parameters use PyTorch's default initialisation,
+as the reference trains from it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from primus_jax.models.gru import gru_final_state
+
+GRU_ORIENTATIONS = ("channels", "time")
+
+
+def torch_uniform(fan_in: int):
+    """PyTorch's default init for conv/linear weights and biases: U(-1/sqrt(fan_in), +...)."""
+    bound = 1.0 / math.sqrt(fan_in)
+
+    def init(key, shape, dtype=jnp.float32):
+        return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+    return init
+
+
+def adaptive_avg_pool_matrix(length_in: int, length_out: int) -> np.ndarray:
+    """(L_in, L_out) matrix reproducing ``torch.nn.AdaptiveAvgPool1d`` binning.
+
+    Output bin ``i`` averages input positions ``[floor(i*L_in/L_out), ceil((i+1)*L_in/L_out))``.
+    When ``L_out > L_in`` this upsamples (15 -> 32 at 50 Hz in the reference).
+    """
+    m = np.zeros((length_in, length_out), np.float32)
+    for i in range(length_out):
+        start = (i * length_in) // length_out
+        end = -((-(i + 1) * length_in) // length_out)  # ceil
+        m[start:end, i] = 1.0 / (end - start)
+    return m
+
+
+class TorchGRU(nn.Module):
+    """Single-layer GRU with PyTorch's parameterisation; returns the final state."""
+
+    hidden: int
+    compute_dtype: jnp.dtype | None = None
+
+    @nn.compact
+    def __call__(self, x):
+        """x: (S, B, I) sequence-major. Returns (B, hidden)."""
+        feat = x.shape[-1]
+        init = torch_uniform(self.hidden)
+        w_ih = self.param("w_ih", init, (feat, 3 * self.hidden))
+        w_hh = self.param("w_hh", init, (self.hidden, 3 * self.hidden))
+        b_ih = self.param("b_ih", init, (3 * self.hidden,))
+        b_hh = self.param("b_hh", init, (3 * self.hidden,))
+        return gru_final_state(x, w_ih, w_hh, b_ih, b_hh, self.compute_dtype)
+
+
+class TorchLinear(nn.Module):
+    """``nn.Dense`` with PyTorch's default init; optional low-precision operands."""
+
+    features: int
+    compute_dtype: jnp.dtype | None = None
+
+    @nn.compact
+    def __call__(self, x):
+        fan_in = x.shape[-1]
+        kernel = self.param("kernel", torch_uniform(fan_in), (fan_in, self.features))
+        bias = self.param("bias", torch_uniform(fan_in), (self.features,))
+        if self.compute_dtype is None:
+            y = x @ kernel
+        else:
+            y = jnp.matmul(
+                x.astype(self.compute_dtype),
+                kernel.astype(self.compute_dtype),
+                preferred_element_type=jnp.float32,
+            )
+        return y + bias
+
+
+class PrimusEncoder(nn.Module):
+    """IMU encoder with ``ssl`` and ``mmcl`` heads. See the module docstring for layouts.
+
+    Attributes:
+      hidden: GRU hidden size (= ``emb`` width).
+      ssl_dim: width of the self-supervised head.
+      mm_dim: width of the multimodal head; must equal the stored video/text embedding width
+        (512 for CLIP4Clip, 384 for all-MiniLM-L6-v2).
+      conv_channels: channels of the three conv blocks.
+      pool_bins: output length of the adaptive average pool (= GRU steps or features).
+      gru_over: "channels" (reference) or "time".
+      compute_dtype: None for float32, or jnp.bfloat16 for bf16 matmul operands in the GRU
+        and heads (float32 parameters, accumulation, state and outputs).
+    """
+
+    hidden: int = 512
+    ssl_dim: int = 512
+    mm_dim: int = 512
+    conv_channels: int = 32
+    pool_bins: int = 32
+    gru_over: str = "channels"
+    compute_dtype: jnp.dtype | None = None
+
+    @nn.compact
+    def __call__(self, imu, *, return_intermediates: bool = False):
+        if imu.ndim != 3:
+            raise ValueError(f"imu must be (B, T, C); got shape {imu.shape}")
+        if self.gru_over not in GRU_ORIENTATIONS:
+            raise ValueError(f"gru_over must be one of {GRU_ORIENTATIONS}, got {self.gru_over!r}")
+        inter = {}
+        x = imu.astype(jnp.promote_types(imu.dtype, jnp.float32))
+        x = nn.GroupNorm(num_groups=2, epsilon=1e-5, name="norm_in")(x)
+        inter["norm_in"] = x
+        c = self.conv_channels
+        in_ch = x.shape[-1]
+        for i, (k, ch_in) in enumerate(((10, in_ch), (5, c), (5, c)), start=1):
+            x = nn.Conv(
+                c,
+                kernel_size=(k,),
+                kernel_dilation=(2,),
+                padding="VALID",
+                use_bias=False,
+                kernel_init=torch_uniform(ch_in * k),
+                name=f"conv{i}",
+            )(x)
+            inter[f"conv{i}"] = x
+            if i < 3:
+                # MaxPool1d(3): stride 3, floor, no padding (drops the tail like PyTorch).
+                x = nn.max_pool(x, window_shape=(3,), strides=(3,), padding="VALID")
+            else:
+                pool = jnp.asarray(adaptive_avg_pool_matrix(x.shape[1], self.pool_bins))
+                x = jnp.einsum("btc,to->boc", x, pool)
+            inter[f"pool{i}"] = x
+        x = nn.GroupNorm(num_groups=4, epsilon=1e-5, name="norm_out")(x)
+        inter["norm_out"] = x
+        # x: (B, bins, C). Reference: sequence = channels, features = time bins.
+        seq = jnp.transpose(x, (2, 0, 1) if self.gru_over == "channels" else (1, 0, 2))
+        emb = TorchGRU(self.hidden, self.compute_dtype, name="gru")(seq)
+        out = {
+            "emb": emb,
+            "ssl": TorchLinear(self.ssl_dim, self.compute_dtype, name="ssl_head")(emb),
+            "mmcl": TorchLinear(self.mm_dim, self.compute_dtype, name="mmcl_head")(emb),
+        }
+        if return_intermediates:
+            return out, inter
+        return out
+
+
+def count_params(params) -> int:
+    return int(sum(np.prod(p.shape) for p in jax.tree.leaves(params)))

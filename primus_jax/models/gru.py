@@ -1,0 +1,147 @@
+"""A single-layer GRU that returns its final state, with a hand-written VJP.
+
+Why a custom VJP: the GRU's ``h @ W_hh`` GEMMs are ~89% of the encoder's FLOPs. Autodiff
+through ``lax.scan`` produces a backward pass whose dots use transposed operands, which
+XLA:CPU runs slowly (and in bfloat16 no faster than float32). The backward below keeps every
+per-step GEMM un-transposed: ``dh @ W_hh^T`` against a transposed copy made once, and
+``h_prev^T @ dgates`` accumulated into ``dW_hh`` inside the reverse scan, with ``h^T`` taken
+from one ``swapaxes`` of the stacked residuals outside the loop (``shared/perf-notes-cpu.md``).
+
+Gate layout and formulas follow PyTorch's ``nn.GRU`` exactly (gate order r, z, n):
+
+    r = sigmoid(x W_ir + b_ir + h W_hr + b_hr)
+    z = sigmoid(x W_iz + b_iz + h W_hz + b_hz)
+    n = tanh(x W_in + b_in + r * (h W_hn + b_hn))
+    h' = (1 - z) * n + z * h
+
+with ``w_ih: (I, 3H)``, ``w_hh: (H, 3H)`` (PyTorch stores the transposes) and the two separate
+bias vectors ``b_ih, b_hh: (3H,)``, so the released PyTorch weights load one-to-one.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+
+def _mm(a, b, compute_dtype):
+    """Matmul with operands cast to ``compute_dtype`` and float32 (or wider) accumulation."""
+    if compute_dtype is None or jnp.dtype(compute_dtype) == a.dtype:
+        return jnp.matmul(a, b)
+    out_dtype = jnp.promote_types(a.dtype, jnp.float32)
+    return jnp.matmul(
+        a.astype(compute_dtype), b.astype(compute_dtype), preferred_element_type=out_dtype
+    )
+
+
+def _split3(g):
+    h = g.shape[-1] // 3
+    return g[..., :h], g[..., h : 2 * h], g[..., 2 * h :]
+
+
+def _forward_scan(x, w_ih, w_hh, b_ih, b_hh, compute_dtype):
+    """Runs the recurrence; returns the final state and the stacked residuals."""
+    steps, batch, _ = x.shape
+    hidden = w_hh.shape[0]
+    h0 = jnp.zeros((batch, hidden), jnp.promote_types(x.dtype, w_hh.dtype))
+
+    def step(h, x_t):
+        # x_t @ W_ih stays inside the loop: hoisting it creates a (S, B, 3H) float32
+        # intermediate that is streamed from DRAM and was 20% slower on CPU.
+        gi = _mm(x_t, w_ih, compute_dtype) + b_ih
+        gh = _mm(h, w_hh, compute_dtype) + b_hh
+        gi_r, gi_z, gi_n = _split3(gi)
+        gh_r, gh_z, gh_n = _split3(gh)
+        r = jax.nn.sigmoid(gi_r + gh_r)
+        z = jax.nn.sigmoid(gi_z + gh_z)
+        n = jnp.tanh(gi_n + r * gh_n)
+        h_new = n + z * (h - n)
+        return h_new, (h, r, z, n, gh_n)
+
+    del steps
+    return lax.scan(step, h0, x)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(5,))
+def gru_final_state(x, w_ih, w_hh, b_ih, b_hh, compute_dtype=None):
+    """Final hidden state of a GRU run over ``x`` from ``h0 = 0``.
+
+    Args:
+      x: (S, B, I) inputs, sequence-major.
+      w_ih: (I, 3H) input weights, gate order r, z, n.
+      w_hh: (H, 3H) recurrent weights.
+      b_ih: (3H,) input bias.
+      b_hh: (3H,) recurrent bias.
+      compute_dtype: dtype of the matmul operands (e.g. ``jnp.bfloat16``); accumulation,
+        carried state and gates stay in float32. ``None`` computes in the inputs' dtype.
+
+    Returns:
+      (B, H) final hidden state.
+    """
+    h, _ = _forward_scan(x, w_ih, w_hh, b_ih, b_hh, compute_dtype)
+    return h
+
+
+def _gru_fwd(x, w_ih, w_hh, b_ih, b_hh, compute_dtype):
+    h, res = _forward_scan(x, w_ih, w_hh, b_ih, b_hh, compute_dtype)
+    return h, (x, w_ih, w_hh, res)
+
+
+def _gru_bwd(compute_dtype, saved, dh_final):
+    x, w_ih, w_hh, (hs, r, z, n, gh_n) = saved
+    cd = compute_dtype
+    # Transposed copies made once per step, outside the loop. The barrier stops XLA from
+    # folding the transpose back into the dot (which would make it a transposed-operand dot).
+    w_hh_t = lax.optimization_barrier(w_hh.T if cd is None else w_hh.T.astype(cd))
+    w_ih_t = lax.optimization_barrier(w_ih.T if cd is None else w_ih.T.astype(cd))
+    hs_t = jnp.swapaxes(hs, 1, 2)  # (S, H, B)
+    xs_t = jnp.swapaxes(x, 1, 2)  # (S, I, B)
+
+    def step(carry, inputs):
+        dh, dw_ih, dw_hh, db_ih, db_hh = carry
+        h_prev_t, x_t_t, h_prev, r_t, z_t, n_t, ghn_t = inputs
+        dn = dh * (1.0 - z_t)
+        dz = dh * (h_prev - n_t)
+        da_n = dn * (1.0 - n_t * n_t)
+        da_r = da_n * ghn_t * r_t * (1.0 - r_t)
+        da_z = dz * z_t * (1.0 - z_t)
+        dgi = jnp.concatenate([da_r, da_z, da_n], axis=-1)  # (B, 3H)
+        dgh = jnp.concatenate([da_r, da_z, da_n * r_t], axis=-1)
+        dh_prev = dh * z_t + _mm(dgh, w_hh_t, cd)
+        dw_hh = dw_hh + _mm(h_prev_t, dgh, cd)
+        dw_ih = dw_ih + _mm(x_t_t, dgi, cd)
+        db_ih = db_ih + dgi.sum(0)
+        db_hh = db_hh + dgh.sum(0)
+        dx_t = _mm(dgi, w_ih_t, cd)
+        return (dh_prev, dw_ih, dw_hh, db_ih, db_hh), dx_t
+
+    acc = dh_final.dtype
+    carry0 = (
+        dh_final,
+        jnp.zeros(w_ih.shape, acc),
+        jnp.zeros(w_hh.shape, acc),
+        jnp.zeros(w_hh.shape[1:], acc),
+        jnp.zeros(w_hh.shape[1:], acc),
+    )
+    (_, dw_ih, dw_hh, db_ih, db_hh), dx = lax.scan(
+        step, carry0, (hs_t, xs_t, hs, r, z, n, gh_n), reverse=True
+    )
+    return (
+        dx.astype(x.dtype),
+        dw_ih.astype(w_ih.dtype),
+        dw_hh.astype(w_hh.dtype),
+        db_ih.astype(w_hh.dtype),
+        db_hh.astype(w_hh.dtype),
+    )
+
+
+gru_final_state.defvjp(_gru_fwd, _gru_bwd)
+
+
+def gru_final_state_autodiff(x, w_ih, w_hh, b_ih, b_hh, compute_dtype=None):
+    """Same computation differentiated by plain autodiff (used as a test reference)."""
+    h, _ = _forward_scan(x, w_ih, w_hh, b_ih, b_hh, compute_dtype)
+    return h

@@ -1,0 +1,184 @@
+"""Encoder: layer shapes, parameter count, PyTorch binning, and the custom-VJP GRU."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from primus_jax.models import gru as gru_lib
+from primus_jax.models.encoder import PrimusEncoder, adaptive_avg_pool_matrix, count_params
+
+B, T, C = 3, 250, 6
+
+
+@pytest.fixture(scope="module")
+def params():
+    return PrimusEncoder().init(jax.random.key(0), jnp.zeros((1, T, C)))
+
+
+def test_layer_shapes(params):
+    out, inter = PrimusEncoder().apply(params, jnp.ones((B, T, C)), return_intermediates=True)
+    expected = {
+        "norm_in": (B, 250, 6),
+        "conv1": (B, 232, 32),
+        "pool1": (B, 77, 32),
+        "conv2": (B, 69, 32),
+        "pool2": (B, 23, 32),
+        "conv3": (B, 15, 32),
+        "pool3": (B, 32, 32),  # adaptive average pool upsamples 15 -> 32 at 50 Hz
+        "norm_out": (B, 32, 32),
+    }
+    assert {k: v.shape for k, v in inter.items()} == expected
+    assert {k: v.shape for k, v in out.items()} == {
+        "emb": (B, 512),
+        "ssl": (B, 512),
+        "mmcl": (B, 512),
+    }
+    assert all(v.dtype == jnp.float32 for v in out.values())
+
+
+def test_parameter_count_matches_reference(params):
+    # reference-spec §1.1: 1,376,204 = backbone 850,892 + two heads 525,312. We keep
+    # PyTorch's two GRU bias vectors, so the count is exact (not Flax GRUCell's 1,375,180).
+    p = params["params"]
+    assert count_params(p) == 1_376_204
+    heads = count_params(p["ssl_head"]) + count_params(p["mmcl_head"])
+    assert heads == 525_312
+    assert count_params(p) - heads == 850_892
+    assert count_params(p["gru"]) == 838_656
+
+
+def test_mm_dim_adapts_to_embedding_width():
+    p = PrimusEncoder(mm_dim=384).init(jax.random.key(0), jnp.zeros((1, T, C)))
+    out = PrimusEncoder(mm_dim=384).apply(p, jnp.ones((2, T, C)))
+    assert out["mmcl"].shape == (2, 384) and out["ssl"].shape == (2, 512)
+
+
+def test_adaptive_pool_matches_pytorch_bins():
+    # torch.nn.AdaptiveAvgPool1d bins: [floor(i*L/n), ceil((i+1)*L/n)), written out by hand
+    # for 15 -> 32 (upsampling) and 10 -> 4 (downsampling).
+    m = adaptive_avg_pool_matrix(15, 32)
+    x = np.arange(15, dtype=np.float64) ** 2
+    got = x @ m
+    want = []
+    for i in range(32):
+        s, e = (i * 15) // 32, int(np.ceil((i + 1) * 15 / 32))
+        want.append(x[s:e].mean())
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    # 10 -> 4: bins [0,3), [2,5), [5,8), [7,10)
+    y = np.arange(10, dtype=np.float64)
+    np.testing.assert_allclose(y @ adaptive_avg_pool_matrix(10, 4), [1.0, 3.0, 6.0, 8.0], rtol=1e-6)
+
+
+def test_groupnorm_is_per_sample_per_group(params):
+    # The input GroupNorm(2) normalises acc and gyro separately per sample: scaling the gyro
+    # channels of one sample must not change the normalised acc channels.
+    x = np.random.default_rng(0).normal(size=(2, T, C)).astype(np.float32)
+    x2 = x.copy()
+    x2[0, :, 3:] *= 10.0
+    _, i1 = PrimusEncoder().apply(params, jnp.asarray(x), return_intermediates=True)
+    _, i2 = PrimusEncoder().apply(params, jnp.asarray(x2), return_intermediates=True)
+    np.testing.assert_allclose(i1["norm_in"][0, :, :3], i2["norm_in"][0, :, :3], atol=1e-5)
+    np.testing.assert_allclose(i1["norm_in"][1], i2["norm_in"][1], atol=1e-6)
+
+
+def _numpy_gru(x, w_ih, w_hh, b_ih, b_hh):
+    """Slow float64 GRU, PyTorch formulas, one sample at a time."""
+    s, b, _ = x.shape
+    hdim = w_hh.shape[0]
+    sig = lambda v: 1 / (1 + np.exp(-v))
+    out = np.zeros((b, hdim))
+    for n in range(b):
+        h = np.zeros(hdim)
+        for t in range(s):
+            gi = x[t, n] @ w_ih + b_ih
+            gh = h @ w_hh + b_hh
+            r = sig(gi[:hdim] + gh[:hdim])
+            z = sig(gi[hdim : 2 * hdim] + gh[hdim : 2 * hdim])
+            nn = np.tanh(gi[2 * hdim :] + r * gh[2 * hdim :])
+            h = (1 - z) * nn + z * h
+        out[n] = h
+    return out
+
+
+@pytest.fixture
+def x64():
+    jax.config.update("jax_enable_x64", True)
+    yield
+    jax.config.update("jax_enable_x64", False)
+
+
+def _gru_args(rng, s=7, b=4, i=5, h=6, dtype=np.float64):
+    u = lambda *shape: rng.uniform(-0.5, 0.5, size=shape).astype(dtype)
+    return u(s, b, i), u(i, 3 * h), u(h, 3 * h), u(3 * h), u(3 * h)
+
+
+def test_gru_forward_matches_numpy(x64):
+    args = _gru_args(np.random.default_rng(1))
+    got = gru_lib.gru_final_state(*map(jnp.asarray, args))
+    np.testing.assert_allclose(got, _numpy_gru(*args), rtol=1e-12, atol=1e-12)
+
+
+def test_gru_custom_vjp_matches_autodiff_float64(x64):
+    args = tuple(map(jnp.asarray, _gru_args(np.random.default_rng(2))))
+    w = jnp.asarray(np.random.default_rng(3).normal(size=(4, 6)))
+    f_custom = lambda *a: jnp.sum(jnp.sin(gru_lib.gru_final_state(*a)) * w)
+    f_auto = lambda *a: jnp.sum(jnp.sin(gru_lib.gru_final_state_autodiff(*a)) * w)
+    g_custom = jax.grad(f_custom, argnums=tuple(range(5)))(*args)
+    g_auto = jax.grad(f_auto, argnums=tuple(range(5)))(*args)
+    for gc, ga in zip(g_custom, g_auto, strict=True):
+        np.testing.assert_allclose(gc, ga, rtol=1e-11, atol=1e-13)
+
+
+def test_gru_gradient_matches_finite_differences(x64):
+    args = list(map(jnp.asarray, _gru_args(np.random.default_rng(4), s=3, b=2, i=2, h=3)))
+    f = lambda *a: jnp.sum(gru_lib.gru_final_state(*a) ** 2)
+    grads = jax.grad(f, argnums=(0, 2))(*args)
+    eps = 1e-6
+    for argnum, g in zip((0, 2), grads, strict=True):
+        flat = np.asarray(args[argnum]).ravel()
+        for j in range(0, flat.size, max(1, flat.size // 7)):
+            plus, minus = flat.copy(), flat.copy()
+            plus[j] += eps
+            minus[j] -= eps
+            a_p, a_m = list(args), list(args)
+            a_p[argnum] = jnp.asarray(plus.reshape(args[argnum].shape))
+            a_m[argnum] = jnp.asarray(minus.reshape(args[argnum].shape))
+            fd = (f(*a_p) - f(*a_m)) / (2 * eps)
+            np.testing.assert_allclose(np.asarray(g).ravel()[j], fd, rtol=1e-6, atol=1e-9)
+
+
+def test_bfloat16_operands_stay_close_to_float32(params):
+    x = jnp.asarray(np.random.default_rng(5).normal(size=(8, T, C)), jnp.float32)
+    ref = PrimusEncoder().apply(params, x)
+    low = PrimusEncoder(compute_dtype=jnp.bfloat16).apply(params, x)
+    for k in ("emb", "mmcl"):
+        assert low[k].dtype == jnp.float32
+        rel = jnp.linalg.norm(low[k] - ref[k]) / jnp.linalg.norm(ref[k])
+        assert rel < 2e-2, (k, float(rel))
+    g32 = jax.grad(lambda p: PrimusEncoder().apply(p, x)["mmcl"].sum())(params)
+    g16 = jax.grad(lambda p: PrimusEncoder(compute_dtype=jnp.bfloat16).apply(p, x)["mmcl"].sum())(
+        params
+    )
+    a, b = g32["params"]["gru"]["w_hh"], g16["params"]["gru"]["w_hh"]
+    assert jnp.linalg.norm(a - b) / jnp.linalg.norm(a) < 5e-2
+
+
+@pytest.mark.parametrize("gru_over", ["channels", "time"])
+def test_gru_orientation(params, gru_over):
+    # The reference GRU steps over the 32 conv channels with the 32 time bins as features
+    # (reference-spec §1.1); "time" steps over the bins with the channels as features. Check
+    # each against the numpy GRU fed the GroupNorm output in that orientation.
+    x = jnp.asarray(np.random.default_rng(6).normal(size=(2, T, C)), jnp.float32)
+    model = PrimusEncoder(gru_over=gru_over)
+    out, inter = model.apply(params, x, return_intermediates=True)
+    h = np.asarray(inter["norm_out"], np.float64)  # (B, bins, channels)
+    seq = h.transpose(2, 0, 1) if gru_over == "channels" else h.transpose(1, 0, 2)
+    g = {k: np.asarray(v, np.float64) for k, v in params["params"]["gru"].items()}
+    want = _numpy_gru(seq, g["w_ih"], g["w_hh"], g["b_ih"], g["b_hh"])
+    np.testing.assert_allclose(out["emb"], want, rtol=1e-4, atol=1e-5)
+
+
+def test_bad_orientation_is_rejected(params):
+    with pytest.raises(ValueError, match="gru_over"):
+        PrimusEncoder(gru_over="diagonal").apply(params, jnp.zeros((1, T, C)))
