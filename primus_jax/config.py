@@ -1,0 +1,205 @@
+"""Base configuration and up-front validation.
+
+Every file in ``configs/`` starts from :func:`base_config` and changes only what differs.
+:func:`validate` runs before anything is compiled and raises :class:`ConfigError` naming the
+offending key, so a bad run fails in a second, not after a minute of tracing.
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+from primus_jax import augment as augment_lib
+from primus_jax import queue as queue_lib
+from primus_jax.models.encoder import GRU_ORIENTATIONS
+
+MM_TERMS = ("text", "video")
+NN_TERMS = ("text", "video", "imu")
+SCHEDULES = ("constant", "warmup_cosine")
+COMPUTE_DTYPES = ("float32", "bfloat16")
+DATA_SOURCES = ("synthetic", "tfds")
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid; ``key`` is its dotted path."""
+
+    def __init__(self, key: str, message: str):
+        self.key = key
+        super().__init__(f"config.{key}: {message}")
+
+
+def base_config() -> ml_collections.ConfigDict:
+    """Paper defaults (PRIMUS, α = β = γ = 1) on the synthetic paired source."""
+    c = ml_collections.ConfigDict()
+    c.seed = 0  # drives init, data order and augmentation
+
+    c.data = ml_collections.ConfigDict()
+    c.data.source = "synthetic"
+    c.data.batch_size = 64  # global batch; contrastive negatives are the whole global batch
+    c.data.synthetic = ml_collections.ConfigDict(
+        dict(
+            num_examples=8192,
+            num_classes=8,
+            latent_dim=16,
+            imu_noise=0.3,
+            emb_noise=0.1,
+            video_fraction=1.0,
+            text_fraction=1.0,
+        )
+    )
+
+    c.model = ml_collections.ConfigDict(
+        dict(
+            hidden=512,
+            ssl_dim=512,
+            mm_dim=512,  # width of the stored video/text embeddings (CLIP4Clip: 512)
+            conv_channels=32,
+            pool_bins=32,
+            gru_over="channels",  # reference orientation; "time" = GRU over time bins
+            compute_dtype="float32",  # or "bfloat16" matmul operands, float32 params/state
+        )
+    )
+
+    c.augment = ml_collections.ConfigDict(
+        dict(ops="paper", scaling_sigma=0.25, noise_sigma=0.1, permutation_cuts=4)
+    )
+
+    c.loss = ml_collections.ConfigDict(
+        dict(
+            alpha=1.0,  # L_SS
+            beta=1.0,  # L_MM
+            gamma=1.0,  # L_NN
+            mm_terms="text,video",
+            nn_terms="text,video,imu",
+            tau_init=0.1,
+        )
+    )
+
+    c.queue = ml_collections.ConfigDict(dict(size=8192, lookup="auto"))
+
+    c.optim = ml_collections.ConfigDict(
+        dict(
+            lr=2e-4,
+            schedule="constant",
+            warmup_steps=0,
+            final_lr_fraction=0.0,
+            weight_decay=0.0,
+            grad_clip_norm=0.0,  # 0 disables clipping
+            b1=0.9,
+            b2=0.999,
+            eps=1e-8,
+        )
+    )
+
+    c.train = ml_collections.ConfigDict(
+        dict(
+            num_steps=10_000,
+            log_every=50,
+            checkpoint_every=1000,
+            keep_checkpoints=3,
+        )
+    )
+
+    c.mesh = ml_collections.ConfigDict(dict(data=-1))  # -1: all devices
+    c.distributed = ml_collections.ConfigDict(
+        dict(
+            initialize=False,  # call jax.distributed.initialize() (multi-host)
+            coordinator_address="",  # "" = auto-detect (TPU VM, SLURM, ...)
+            num_processes=-1,
+            process_id=-1,
+        )
+    )
+    return c
+
+
+def split_terms(spec: str, allowed: tuple[str, ...], key: str) -> tuple[str, ...]:
+    terms = tuple(t.strip() for t in spec.split(",") if t.strip())
+    bad = [t for t in terms if t not in allowed]
+    if bad:
+        raise ConfigError(key, f"unknown term(s) {bad}; allowed: {list(allowed)}")
+    if len(set(terms)) != len(terms):
+        raise ConfigError(key, f"duplicate terms in {spec!r}")
+    return terms
+
+
+def uses_queue(config) -> bool:
+    return config.loss.gamma > 0 and bool(split_terms(config.loss.nn_terms, NN_TERMS, "x"))
+
+
+def validate(config, *, num_devices: int, process_count: int = 1) -> None:
+    """Raises ConfigError for the first invalid value found. No compilation happens here."""
+    b = config.data.batch_size
+    if config.data.source not in DATA_SOURCES:
+        raise ConfigError("data.source", f"{config.data.source!r} is not one of {DATA_SOURCES}")
+    if not isinstance(b, int) or b <= 0:
+        raise ConfigError("data.batch_size", f"must be a positive integer, got {b!r}")
+    mesh_data = config.mesh.data
+    n_data = num_devices if mesh_data == -1 else mesh_data
+    if mesh_data != -1 and (mesh_data <= 0 or num_devices % mesh_data):
+        raise ConfigError("mesh.data", f"{mesh_data} does not divide the {num_devices} devices")
+    if b % n_data:
+        raise ConfigError(
+            "data.batch_size",
+            f"global batch {b} is not divisible by the {n_data} devices of the 'data' mesh "
+            f"axis; use a multiple of {n_data}",
+        )
+    if b % process_count:
+        raise ConfigError(
+            "data.batch_size", f"global batch {b} is not divisible by {process_count} processes"
+        )
+
+    m = config.model
+    if m.gru_over not in GRU_ORIENTATIONS:
+        raise ConfigError("model.gru_over", f"{m.gru_over!r} is not one of {GRU_ORIENTATIONS}")
+    if m.compute_dtype not in COMPUTE_DTYPES:
+        raise ConfigError(
+            "model.compute_dtype", f"{m.compute_dtype!r} is not one of {COMPUTE_DTYPES}"
+        )
+    for k in ("hidden", "ssl_dim", "mm_dim", "conv_channels", "pool_bins"):
+        if m[k] <= 0:
+            raise ConfigError(f"model.{k}", f"must be positive, got {m[k]}")
+
+    try:
+        augment_lib.parse_ops(config.augment.ops)
+    except ValueError as e:
+        raise ConfigError("augment.ops", str(e)) from None
+
+    loss = config.loss
+    for k in ("alpha", "beta", "gamma"):
+        if loss[k] < 0:
+            raise ConfigError(f"loss.{k}", f"loss weights must be >= 0, got {loss[k]}")
+    mm = split_terms(loss.mm_terms, MM_TERMS, "loss.mm_terms")
+    nn = split_terms(loss.nn_terms, NN_TERMS, "loss.nn_terms")
+    active = (loss.alpha > 0) + (loss.beta > 0 and bool(mm)) + (loss.gamma > 0 and bool(nn))
+    if not active:
+        raise ConfigError("loss", "every loss term is switched off (alpha, beta, gamma)")
+    if loss.tau_init <= 0:
+        raise ConfigError("loss.tau_init", f"must be > 0, got {loss.tau_init}")
+
+    q = config.queue
+    if q.lookup not in queue_lib.LOOKUP_MODES:
+        raise ConfigError("queue.lookup", f"{q.lookup!r} is not one of {queue_lib.LOOKUP_MODES}")
+    if uses_queue(config):
+        if q.size <= 0 or q.size % b:
+            raise ConfigError(
+                "queue.size",
+                f"queue size {q.size} must be a positive multiple of the global batch {b}, "
+                "so each batch is written as one contiguous FIFO block",
+            )
+
+    o = config.optim
+    if o.lr <= 0:
+        raise ConfigError("optim.lr", f"must be > 0, got {o.lr}")
+    if o.schedule not in SCHEDULES:
+        raise ConfigError("optim.schedule", f"{o.schedule!r} is not one of {SCHEDULES}")
+    if o.schedule == "warmup_cosine" and not 0 <= o.warmup_steps < config.train.num_steps:
+        raise ConfigError("optim.warmup_steps", f"{o.warmup_steps} must be in [0, train.num_steps)")
+    if o.weight_decay < 0 or o.grad_clip_norm < 0:
+        raise ConfigError("optim", "weight_decay and grad_clip_norm must be >= 0")
+
+    t = config.train
+    if t.num_steps <= 0:
+        raise ConfigError("train.num_steps", f"must be positive, got {t.num_steps}")
+    for k in ("log_every", "checkpoint_every", "keep_checkpoints"):
+        if t[k] <= 0:
+            raise ConfigError(f"train.{k}", f"must be positive, got {t[k]}")

@@ -1,0 +1,48 @@
+"""Command-line entry point.
+
+    python -m primus_jax.main --config=configs/primus.py --workdir=runs/primus \
+        [--config.data.batch_size=128 ...]
+
+Kept short on purpose: the logic lives in importable functions (``train.train_and_evaluate``)
+that tests and notebooks call directly.
+"""
+
+from __future__ import annotations
+
+import logging as logging_std
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "Path to a config file in configs/.", lock_config=True
+)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Output directory (checkpoints, metrics).")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+class _QuietLibraries(logging_std.Filter):
+    """Drops INFO chatter of orbax (dozens of lines per checkpoint); keeps its warnings."""
+
+    def filter(self, record):
+        return record.levelno >= logging_std.WARNING or "/orbax/" not in record.pathname
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    logging.get_absl_handler().addFilter(_QuietLibraries())
+    import jax
+
+    from primus_jax import train
+
+    logging.info("JAX %s: %s", jax.__version__, jax.devices())
+    train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+
+
+def run():
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()

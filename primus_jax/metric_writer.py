@@ -1,0 +1,78 @@
+"""Metrics to TensorBoard event files (tensorboardX, no TensorFlow), JSON lines and console.
+
+Only process 0 writes. Scalar names are hierarchical and stable (``train/loss_nn``), because
+dashboards and papers depend on them.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import math
+import os
+
+from absl import logging
+
+
+class MetricWriter:
+    def __init__(self, workdir: str, *, enabled: bool = True):
+        self.enabled = enabled
+        self._tb = None
+        self._jsonl = None
+        if not enabled:
+            return
+        os.makedirs(workdir, exist_ok=True)
+        from tensorboardX import SummaryWriter
+
+        self._tb = SummaryWriter(logdir=os.path.join(workdir, "tensorboard"))
+        self._jsonl = open(os.path.join(workdir, "metrics.jsonl"), "a")
+
+    def write_scalars(self, step: int, scalars: dict) -> None:
+        if not self.enabled:
+            return
+        clean = {k: float(v) for k, v in scalars.items()}
+        for k, v in clean.items():
+            self._tb.add_scalar(k, v, global_step=step)
+        record = {
+            "step": int(step),
+            **{k: (v if math.isfinite(v) else None) for k, v in clean.items()},
+        }
+        self._jsonl.write(json.dumps(record) + "\n")
+
+    def write_text(self, tag: str, text: str, step: int = 0) -> None:
+        if self.enabled:
+            self._tb.add_text(tag, text, global_step=step)
+
+    def flush(self) -> None:
+        if self.enabled:
+            self._tb.flush()
+            self._jsonl.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            self._tb.close()
+            self._jsonl.close()
+            self.enabled = False
+
+
+def format_duration(seconds: float) -> str:
+    return str(datetime.timedelta(seconds=max(0, int(seconds))))
+
+
+def progress_line(step, num_steps, scalars, steps_per_s, samples_per_s, eta_s) -> str:
+    keys = ("loss", "loss_ss", "loss_mm", "loss_nn", "tau_mm", "tau_ss")
+    parts = [
+        f"{k.removeprefix('loss_') if k != 'loss' else k}={scalars[k]:.4f}"
+        for k in keys
+        if k in scalars
+    ]
+    return (
+        f"step {step}/{num_steps} ({100.0 * step / num_steps:.1f}%) | "
+        + " ".join(parts)
+        + f" | {steps_per_s:.2f} steps/s, {samples_per_s:.0f} samples/s"
+        + f" | ETA {format_duration(eta_s)}"
+    )
+
+
+def log_progress(line: str) -> None:
+    logging.info("%s", line)

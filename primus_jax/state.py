@@ -1,0 +1,109 @@
+"""The training state pytree, its creation, the model and the optimizer."""
+
+from __future__ import annotations
+
+import math
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import optax
+
+from primus_jax import config as config_lib
+from primus_jax import queue as queue_lib
+from primus_jax.models.encoder import PrimusEncoder
+
+WINDOW_T = 250  # 5 s at 50 Hz
+IMU_CHANNELS = 6
+
+
+@flax.struct.dataclass
+class TrainState:
+    """Everything that must survive a restart. It is also the checkpoint item.
+
+    ``params = {"encoder": <linen params>, "log_tau_mm": (), "log_tau_ss": ()}``: the two
+    learnable temperatures (multimodal family and IMU family) live beside the encoder so that
+    the optimizer treats them like the reference does (Adam on every parameter).
+    ``rng`` holds raw uint32 key data (checkpoint-friendly); per step the key is
+    ``fold_in(rng, step)`` so no split keys are carried around.
+    """
+
+    step: jax.Array
+    params: dict
+    opt_state: optax.OptState
+    queue: queue_lib.QueueState
+    rng: jax.Array
+
+
+def make_model(config) -> PrimusEncoder:
+    m = config.model
+    return PrimusEncoder(
+        hidden=m.hidden,
+        ssl_dim=m.ssl_dim,
+        mm_dim=m.mm_dim,
+        conv_channels=m.conv_channels,
+        pool_bins=m.pool_bins,
+        gru_over=m.gru_over,
+        compute_dtype=None if m.compute_dtype == "float32" else jnp.dtype(m.compute_dtype),
+    )
+
+
+def make_schedule(config):
+    o = config.optim
+    if o.schedule == "constant":
+        return optax.constant_schedule(o.lr)
+    return optax.warmup_cosine_decay_schedule(
+        init_value=0.0,
+        peak_value=o.lr,
+        warmup_steps=o.warmup_steps,
+        decay_steps=config.train.num_steps,
+        end_value=o.lr * o.final_lr_fraction,
+    )
+
+
+def _decay_mask(params):
+    # Decay weight matrices and conv kernels only; never biases, norms or temperatures.
+    return jax.tree.map(lambda p: p.ndim >= 2, params)
+
+
+def make_optimizer(config):
+    """Adam (reference: lr 2e-4, no decay, no clipping); AdamW when weight_decay > 0."""
+    o = config.optim
+    parts = []
+    if o.grad_clip_norm > 0:
+        parts.append(optax.clip_by_global_norm(o.grad_clip_norm))
+    parts.append(optax.scale_by_adam(b1=o.b1, b2=o.b2, eps=o.eps))
+    if o.weight_decay > 0:
+        parts.append(optax.add_decayed_weights(o.weight_decay, mask=_decay_mask))
+    parts.append(optax.scale_by_learning_rate(make_schedule(config)))
+    return optax.chain(*parts)
+
+
+def queue_size(config) -> int:
+    # A config without NN losses keeps a token queue so every state has the same structure.
+    return config.queue.size if config_lib.uses_queue(config) else config.data.batch_size
+
+
+def root_keys(seed: int):
+    """(init key, step key) derived from the single config seed."""
+    root = jax.random.key(seed)
+    return jax.random.fold_in(root, 0), jax.random.fold_in(root, 1)
+
+
+def create_train_state(config, model, tx) -> TrainState:
+    """Builds a fresh state (call under ``jax.jit`` with out_shardings to place it)."""
+    init_key, step_key = root_keys(config.seed)
+    dummy = jnp.zeros((1, WINDOW_T, IMU_CHANNELS), jnp.float32)
+    log_tau = jnp.asarray(math.log(config.loss.tau_init), jnp.float32)
+    params = {
+        "encoder": model.init(init_key, dummy)["params"],
+        "log_tau_mm": log_tau,
+        "log_tau_ss": log_tau,
+    }
+    return TrainState(
+        step=jnp.zeros((), jnp.int32),
+        params=params,
+        opt_state=tx.init(params),
+        queue=queue_lib.init_queue(queue_size(config), config.model.mm_dim, config.model.ssl_dim),
+        rng=jax.random.key_data(step_key),
+    )

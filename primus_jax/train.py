@@ -1,0 +1,183 @@
+"""``train_and_evaluate(config, workdir)``: the pretraining loop shared by the CLI, tests and
+notebooks.
+
+Order of events: validate the config (before any compilation) -> optional
+``jax.distributed.initialize`` -> mesh -> input iterator -> model/optimizer -> restore the
+latest checkpoint in ``workdir`` or initialise -> one jitted step with donated state -> loop
+with periodic metrics, checkpoints and SIGTERM handling -> final checkpoint.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import os
+import time
+
+import jax
+import numpy as np
+from absl import logging
+
+from primus_jax import checkpointing, input_pipeline, metric_writer, sharding
+from primus_jax import config as config_lib
+from primus_jax import state as state_lib
+from primus_jax.models.encoder import count_params
+from primus_jax.train_step import make_train_step
+
+_distributed_initialised = False
+
+
+def maybe_initialize_distributed(config) -> None:
+    """Calls ``jax.distributed.initialize`` once when ``config.distributed.initialize``."""
+    global _distributed_initialised
+    d = config.distributed
+    if not d.initialize or _distributed_initialised:
+        return
+    kwargs = {}
+    if d.coordinator_address:
+        kwargs["coordinator_address"] = d.coordinator_address
+    if d.num_processes > 0:
+        kwargs["num_processes"] = d.num_processes
+    if d.process_id >= 0:
+        kwargs["process_id"] = d.process_id
+    jax.distributed.initialize(**kwargs)
+    _distributed_initialised = True
+    logging.info(
+        "distributed: process %d of %d, %d local / %d global devices",
+        jax.process_index(),
+        jax.process_count(),
+        jax.local_device_count(),
+        jax.device_count(),
+    )
+
+
+def _mean_metrics(pending: list[dict]) -> dict:
+    fetched = jax.device_get(pending)
+    return {k: float(np.mean([m[k] for m in fetched])) for k in fetched[0]}
+
+
+def train_and_evaluate(config, workdir: str, *, step_hook=None):
+    """Pretrains PRIMUS per ``config``, checkpointing into ``workdir``; returns the state.
+
+    Args:
+      config: a ``ml_collections.ConfigDict`` from ``configs/``.
+      workdir: output directory (checkpoints, metrics, TensorBoard events). A run restarted
+        with the same workdir resumes from its latest checkpoint.
+      step_hook: optional ``fn(step, state)`` called after every step (tests use it to
+        simulate crashes).
+    """
+    maybe_initialize_distributed(config)
+    config_lib.validate(config, num_devices=jax.device_count(), process_count=jax.process_count())
+    is_main = jax.process_index() == 0
+    os.makedirs(workdir, exist_ok=True)
+    if is_main:
+        with open(os.path.join(workdir, "config.json"), "w") as f:
+            f.write(config.to_json_best_effort(indent=2))
+
+    mesh = sharding.make_mesh(config)
+    data_iter = input_pipeline.make_train_iterator(config)
+    model = state_lib.make_model(config)
+    tx = state_lib.make_optimizer(config)
+    schedule = state_lib.make_schedule(config)
+    create = functools.partial(state_lib.create_train_state, config, model, tx)
+    abstract = jax.eval_shape(create)
+    state_sharding = sharding.state_shardings(abstract, mesh)
+
+    ckpt = checkpointing.Checkpointer(
+        os.path.join(workdir, "checkpoints"), max_to_keep=config.train.keep_checkpoints
+    )
+    latest = ckpt.latest_step()
+    if latest is not None:
+        target = jax.tree.map(
+            lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
+            abstract,
+            state_sharding,
+        )
+        state, _ = ckpt.restore(latest, target, data_iter)
+    else:
+        state = jax.jit(create, out_shardings=state_sharding)()
+    # Finish the restore/init programs before the first step is dispatched.
+    state = jax.block_until_ready(state)
+    logging.info(
+        "model: %s parameters; mesh %s; global batch %d",
+        f"{count_params(state.params['encoder']):,}",
+        dict(mesh.shape),
+        config.data.batch_size,
+    )
+
+    step_fn = sharding.jit_train_step(
+        make_train_step(config, model, tx, schedule), state_sharding, mesh
+    )
+    writer = metric_writer.MetricWriter(workdir, enabled=is_main)
+    if is_main:
+        writer.write_text("config", "```\n" + str(config) + "\n```")
+    watcher = checkpointing.PreemptionWatcher()
+
+    num_steps = config.train.num_steps
+    start = int(jax.device_get(state.step))
+    batch_size = config.data.batch_size
+    pending: list[dict] = []
+    t_window, steps_window = time.perf_counter(), 0
+    t_start = time.perf_counter()
+    step = start
+    try:
+        for step in range(start + 1, num_steps + 1):
+            batch = sharding.global_batch(next(data_iter), mesh)
+            t0 = time.perf_counter()
+            state, metrics = step_fn(state, batch)
+            if step == start + 1:
+                jax.block_until_ready(state)
+                logging.info("first step (compile + run): %.1f s", time.perf_counter() - t0)
+                t_window, steps_window = time.perf_counter(), 0
+            else:
+                steps_window += 1
+            pending.append(metrics)
+            if step_hook is not None:
+                step_hook(step, state)
+
+            if step % config.train.log_every == 0 or step == num_steps:
+                scalars = _mean_metrics(pending)
+                pending = []
+                if not math.isfinite(scalars["loss"]):
+                    raise FloatingPointError(
+                        f"non-finite loss between steps {step - config.train.log_every + 1} "
+                        f"and {step}: {scalars}"
+                    )
+                elapsed = time.perf_counter() - t_window
+                steps_per_s = steps_window / elapsed if steps_window and elapsed > 0 else 0.0
+                scalars["steps_per_s"] = steps_per_s
+                scalars["samples_per_s"] = steps_per_s * batch_size
+                writer.write_scalars(step, {f"train/{k}": v for k, v in scalars.items()})
+                writer.flush()
+                eta = (num_steps - step) / steps_per_s if steps_per_s else 0.0
+                if is_main:
+                    metric_writer.log_progress(
+                        metric_writer.progress_line(
+                            step, num_steps, scalars, steps_per_s, steps_per_s * batch_size, eta
+                        )
+                    )
+                t_window, steps_window = time.perf_counter(), 0
+
+            preempted = watcher.reached(step)
+            if step % config.train.checkpoint_every == 0 or preempted:
+                ckpt.save(step, state, data_iter, force=preempted)
+            if preempted:
+                logging.warning("stopping at step %d after a preemption notice", step)
+                break
+        else:
+            if step == num_steps and ckpt.latest_step() != num_steps:
+                ckpt.save(num_steps, state, data_iter, force=True)
+    finally:
+        jax.block_until_ready(state)  # never return with a step still in flight
+        ckpt.close()
+        writer.close()
+        watcher.close()
+    if is_main:
+        summary = {
+            "final_step": int(jax.device_get(state.step)),
+            "wall_s": round(time.perf_counter() - t_start, 2),
+        }
+        with open(os.path.join(workdir, "run_summary.json"), "w") as f:
+            json.dump(summary, f)
+    return state
