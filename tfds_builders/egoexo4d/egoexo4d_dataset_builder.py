@@ -1,0 +1,162 @@
+"""EgoExo4D Aria IMU around atomic descriptions, as 5 s, 50 Hz segments (PRIMUS pretraining).
+
+One window per description of the first annotator (``signal.window_around``: centred, clamped
+into the take, no integer-second truncation), take-level labels from the take name (8 classes),
+and splits that keep every downstream-evaluation take out of pretraining and its validation.
+See README.md.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+from typing import ClassVar
+
+import numpy as np
+import tensorflow_datasets as tfds
+from absl import logging
+
+from primus_jax.data import signal
+from tfds_builders import event_windows, raw_io, segment_format
+from tfds_builders.egoexo4d import aria_imu, egoexo_meta
+from tfds_builders.segment_builder import SegmentBuilder
+
+MAX_GAP_S = 0.1
+SPLITS = ("train", "val", "downstream_train", "downstream_val", "downstream_test")
+_RATE_RANGE_HZ = (20.0, 5000.0)
+
+
+class Builder(SegmentBuilder):
+    """EgoExo4D description-centred Aria IMU segments; 8 take-level classes."""
+
+    VERSION = tfds.core.Version("1.0.0")
+    RELEASE_NOTES: ClassVar[dict[str, str]] = {"1.0.0": "Initial release."}
+    LABEL_NAMES = egoexo_meta.TAKE_CLASSES
+    HOMEPAGE = "https://ego-exo4d-data.org/"
+    BUILDER_CONFIGS: ClassVar[list[segment_format.SegmentConfig]] = [
+        segment_format.SegmentConfig(
+            name="raw", description="IMU, take labels and cleaned atomic descriptions."
+        ),
+        segment_format.SegmentConfig(
+            name="clip4clip",
+            description="As raw, plus 512-d CLIP4Clip text and video embeddings from the "
+            "stores <manual_dir>/embeddings/clip4clip_{text,video}.",
+            text_store="embeddings/clip4clip_text",
+            video_store="embeddings/clip4clip_video",
+            text_emb_dim=512,
+            video_emb_dim=512,
+        ),
+    ]
+    MANUAL_DOWNLOAD_INSTRUCTIONS = """
+    EgoExo4D needs a signed licence (https://docs.ego-exo4d-data.org/). With the EgoExo4D CLI
+    download `metadata`, `annotations` and the takes' Aria VRS files into <manual_dir>, giving
+    `<manual_dir>/takes.json`, `<manual_dir>/annotations/atomic_descriptions_{train,val}.json`
+    and `<manual_dir>/takes/<take_name>/*.vrs`. Then either extract the IMU once with
+    `python -m tfds_builders.egoexo4d.aria_imu <manual_dir>` (needs projectaria-tools), which
+    writes `takes/<take_name>/imu.npz`, or install projectaria-tools and let the builder read
+    the VRS files. Embedding configs also need `<manual_dir>/embeddings/<store>/`.
+    """
+
+    def _split_generators(self, dl_manager: tfds.download.DownloadManager):
+        root = dl_manager.manual_dir
+        paths = {
+            "takes": root / "takes.json",
+            "train": root / "annotations" / "atomic_descriptions_train.json",
+            "val": root / "annotations" / "atomic_descriptions_val.json",
+        }
+        missing = [str(p) for p in paths.values() if not p.exists()]
+        if missing:
+            raise FileNotFoundError(f"egoexo4d: missing {missing}")
+        takes = egoexo_meta.load_takes(paths["takes"])
+        note = lambda what: self.stats.note("all", what)
+        desc = {}
+        for official in ("train", "val"):
+            d = egoexo_meta.load_descriptions(paths[official], lambda: note("empty_descriptions"))
+            unknown = [u for u in d if u not in takes]
+            for u in unknown:
+                self.stats.skip("all", "take_not_in_takes_json", f"{u} ({official})")
+                del d[u]
+            desc[official] = d
+        assigned = egoexo_meta.assign_splits(set(desc["train"]), set(desc["val"]), takes, note)
+        per_split = collections.defaultdict(list)
+        for uid, split in sorted(assigned.items()):
+            events = desc["train"][uid] if split in ("train", "val") else desc["val"][uid]
+            per_split[split].append((takes[uid], events))
+        self.info.metadata["takes"] = {s: len(v) for s, v in sorted(per_split.items())}
+        self._root = root
+        self._open_stores(root)
+        empty = [s for s in SPLITS if not per_split[s]]
+        if empty:
+            logging.warning("egoexo4d: no takes for split(s) %s; not written", empty)
+        return {s: self._generate_examples(s, per_split[s]) for s in SPLITS if per_split[s]}
+
+    def _read_imu(self, split: str, take: egoexo_meta.Take) -> tuple[np.ndarray, np.ndarray]:
+        """``(t, imu)`` from ``imu.npz`` or, failing that, the VRS via projectaria_tools."""
+        take_dir = self._root / take.take_dir
+        npz = take_dir / "imu.npz"
+        if npz.exists():
+            with npz.open("rb") as f:
+                arrays = raw_io.load_npz(f, ("t", "imu"), name=str(npz))
+            t, imu = arrays["t"], arrays["imu"]
+            if imu.ndim != 2 or imu.shape[1] != 6 or t.shape != (imu.shape[0],):
+                raise raw_io.MalformedFileError(f"{npz}: t {t.shape}, imu {imu.shape}")
+            return t, imu
+        vrs = aria_imu.find_vrs(os.fspath(take_dir))
+        if vrs is None:
+            raise FileNotFoundError(f"{take_dir}: no imu.npz and no .vrs")
+        try:
+            t, imu, t0_source = aria_imu.read_vrs(vrs)
+        except ImportError as e:
+            raise FileNotFoundError(
+                f"{take_dir}: no imu.npz, and reading {os.path.basename(vrs)} needs "
+                f"projectaria-tools ({e})"
+            ) from e
+        if t0_source == "imu":
+            self.stats.note(split, "takes_t0_from_first_imu_sample")
+        return t, imu
+
+    def _generate_examples(self, split: str, takes: list):
+        for take, descriptions in takes:
+            n = len(descriptions)
+            if not n:
+                self.stats.note(split, "takes_without_descriptions")
+                continue
+            try:
+                t, imu = self._read_imu(split, take)
+                t, imu, report = signal.clean_timestamps(t, imu)
+                if report.n_nonfinite or report.n_duplicates:
+                    self.stats.note(split, "rows_dropped", report.n_nonfinite + report.n_duplicates)
+                rate = signal.estimate_rate(t)
+                if not _RATE_RANGE_HZ[0] <= rate <= _RATE_RANGE_HZ[1]:
+                    raise ValueError(f"median rate {rate:.3g} Hz: t not in seconds?")
+                if signal.guess_acc_unit(imu[:, :3]) != "m/s2":
+                    raise ValueError("accelerometer norm is not ~9.8 m/s²")
+                stream = event_windows.to_grid(t, imu, max_gap_s=MAX_GAP_S, t_max=take.duration)
+            except FileNotFoundError as e:
+                self.stats.skip(split, "no_imu", str(e), n=n)
+                continue
+            except raw_io.MalformedFileError as e:
+                self.stats.skip(split, "malformed_file", str(e), n=n)
+                continue
+            except ValueError as e:  # incl. CoverageError: too short, no usable samples
+                self.stats.skip(split, "unusable_imu", f"{take.name}: {e}", n=n)
+                continue
+            events = [(d.t, d) for d in descriptions]
+            for status, start_s, win, d in event_windows.cut(stream, events):
+                if status == "duplicate":
+                    self.stats.note(split, "descriptions_sharing_a_window")
+                    continue
+                if status != "ok":
+                    where = f"{take.name} description at {d.t:.2f} s"
+                    self.stats.skip(split, f"description_{status}", where)
+                    continue
+                yield self._example(
+                    split,
+                    imu=win,
+                    recording=take.uid,
+                    subject=take.subject,
+                    start_s=start_s,
+                    label=take.label,
+                    text=d.text,
+                )
+        self._finish_split(split)

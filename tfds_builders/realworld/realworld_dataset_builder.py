@@ -1,0 +1,167 @@
+"""RealWorld HAR 2016 (Sztyler & Stuckenschmidt), head position, as 5 s, 50 Hz segments.
+
+Per (subject, activity, session): the head phone's accelerometer and gyroscope CSVs are put on
+one 50 Hz grid over their overlap (``signal.align_streams``), then cut into 5 s windows with a
+2.5 s hop. See README.md for splits and the archive's quirks.
+"""
+
+from __future__ import annotations
+
+import collections
+import io
+from typing import ClassVar
+
+import numpy as np
+import tensorflow_datasets as tfds
+from absl import logging
+
+from primus_jax.data import signal
+from tfds_builders import raw_io, segment_format, splits
+from tfds_builders.realworld import archive
+from tfds_builders.segment_builder import SegmentBuilder
+
+URL = "http://wifo5-14.informatik.uni-mannheim.de/sensor/dataset/realworld2016/realworld2016_dataset.zip"
+POSITION = "head"  # matches the head-worn Aria glasses of the pretraining data
+RATE_HZ = 50
+HOP_S = 2.5
+MAX_GAP_S = 0.1  # a longer hole in either stream invalidates the windows across it
+_RATE_RANGE_HZ = (5.0, 1000.0)  # outside: timestamps are not in milliseconds, or corrupt
+LABEL_NAMES = (
+    "climbing_down",
+    "climbing_up",
+    "jumping",
+    "lying",
+    "running",
+    "sitting",
+    "standing",
+    "walking",
+)
+# Subject-wise split of the 15 probands, from splits.assign_groups (salt below; 9/2/4).
+SPLIT_FRACTIONS = {"train": 9 / 15, "val": 2 / 15, "test": 4 / 15}
+_SALT = "realworld/v1"
+_CSV_COLUMNS = ("attr_time", "attr_x", "attr_y", "attr_z")
+
+
+def subject_splits() -> dict[int, str]:
+    """``{proband: split}``: train 2,4,7,9,10,11,12,14,15; val 1,13; test 3,5,6,8."""
+    assigned = splits.assign_groups({str(s): 0 for s in range(1, 16)}, SPLIT_FRACTIONS, _SALT)
+    return {int(s): split for s, split in assigned.items()}
+
+
+def _read_sensor(f: archive.SensorFile) -> tuple[np.ndarray, np.ndarray]:
+    """``(t seconds, (N, 3) values)`` of one CSV."""
+    cols = raw_io.read_csv_columns(io.BytesIO(f.read()), _CSV_COLUMNS, name=f.where)
+    t = cols["attr_time"] / 1000.0  # Unix epoch milliseconds
+    return t, np.stack([cols["attr_x"], cols["attr_y"], cols["attr_z"]], axis=1)
+
+
+class Builder(SegmentBuilder):
+    """RealWorld HAR 2016 head-position segments: 8 activities, subject-wise splits."""
+
+    VERSION = tfds.core.Version("1.0.0")
+    RELEASE_NOTES: ClassVar[dict[str, str]] = {"1.0.0": "Initial release."}
+    LABEL_NAMES = LABEL_NAMES
+    HOMEPAGE = "https://www.uni-mannheim.de/dws/research/projects/activity-recognition/dataset/dataset-realworld/"
+    BUILDER_CONFIGS: ClassVar[list[segment_format.SegmentConfig]] = [
+        segment_format.SegmentConfig(name="raw", description="Head IMU and labels; no text."),
+    ]
+    MANUAL_DOWNLOAD_INSTRUCTIONS = f"""
+    Optional: without a manual directory the archive is downloaded from {URL}.
+    Otherwise put the archive's contents in the manual directory, extracted or not:
+    `<manual_dir>/**/proband<N>/data/{{acc,gyr}}_<activity>_csv.zip` (zips may stay zipped;
+    hand-extracted `acc_<activity>_head.csv` files work too).
+    """
+
+    def _split_generators(self, dl_manager: tfds.download.DownloadManager):
+        manual = self._optional_manual_dir(dl_manager)
+        root = manual if manual is not None and archive.find_subjects(manual) else None
+        if root is None:
+            root = dl_manager.download_and_extract(URL)
+        subjects = archive.find_subjects(root)
+        if not subjects:
+            raise FileNotFoundError(f"realworld: no proband<N> directories under {root}")
+        self.info.metadata["source"] = str(root)
+        by_subject = subject_splits()
+        self.info.metadata["subjects"] = {
+            s: sorted(p for p, v in by_subject.items() if v == s) for s in SPLIT_FRACTIONS
+        }
+        per_split = collections.defaultdict(dict)
+        for subject, directory in subjects.items():
+            if subject not in by_subject:
+                self.stats.skip("all", "unknown_subject", str(directory))
+                continue
+            per_split[by_subject[subject]][subject] = directory
+        empty = [s for s in SPLIT_FRACTIONS if not per_split[s]]
+        if empty:  # e.g. a partial download; TFDS cannot write an empty split
+            logging.warning("realworld: no probands for split(s) %s; not written", empty)
+        return {s: self._generate_examples(s, v) for s, v in per_split.items() if v}
+
+    def _generate_examples(self, split: str, subjects: dict):
+        for subject, directory in sorted(subjects.items()):
+            pairs = collections.defaultdict(dict)
+            on_error = lambda reason, where: self.stats.skip(split, reason, where)
+            for f in archive.find_files(subject, directory, on_error):
+                if f.position != POSITION:
+                    continue
+                key = (f.activity, f.session)
+                if f.sensor in pairs[key]:
+                    self.stats.skip(
+                        split, "duplicate_file", f"{f.where} (kept {pairs[key][f.sensor].where})"
+                    )
+                    continue
+                pairs[key][f.sensor] = f
+            for (activity, session), files in sorted(pairs.items()):
+                yield from self._recording(split, subject, activity, session, files)
+        self._finish_split(split)
+
+    def _recording(self, split: str, subject: int, activity: str, session: int, files: dict):
+        recording = f"proband{subject:02d}_{activity}" + (f"_{session}" if session else "")
+        if set(files) != {"acc", "gyr"}:
+            have = next(iter(files.values())).where
+            self.stats.skip(split, "missing_file", f"{recording}: only {sorted(files)} ({have})")
+            return
+        try:
+            (acc_t, acc), (gyr_t, gyr) = _read_sensor(files["acc"]), _read_sensor(files["gyr"])
+            cleaned = []
+            for t, x in ((acc_t, acc), (gyr_t, gyr)):
+                t, x, report = signal.clean_timestamps(t, x)
+                for what, n in (
+                    ("rows_dropped_nonfinite", report.n_nonfinite),
+                    ("rows_dropped_duplicate_time", report.n_duplicates),
+                    ("files_reordered", int(report.reordered)),
+                ):
+                    if n:
+                        self.stats.note(split, what, n)
+                rate = signal.estimate_rate(t)
+                if not _RATE_RANGE_HZ[0] <= rate <= _RATE_RANGE_HZ[1]:
+                    raise ValueError(f"median rate {rate:.3g} Hz: timestamps not in ms?")
+                cleaned.append((t, x))
+            (acc_t, acc), (gyr_t, gyr) = cleaned
+            if signal.guess_acc_unit(acc) != "m/s2":
+                raise ValueError("accelerometer norm is not ~9.8 m/s²")
+            r = signal.align_streams(acc_t, acc, gyr_t, gyr, RATE_HZ, max_gap_s=MAX_GAP_S)
+        except raw_io.MalformedFileError as e:
+            self.stats.skip(split, "malformed_file", f"{recording}: {e}")
+            return
+        except signal.CoverageError as e:
+            self.stats.skip(split, "no_overlap", f"{recording}: {e}")
+            return
+        except ValueError as e:  # too few samples, implausible rate or units
+            self.stats.skip(split, "unusable_recording", f"{recording}: {e}")
+            return
+        n_total = signal.window_starts(len(r.t), RATE_HZ, segment_format.WINDOW_S, HOP_S).size
+        if n_total == 0:
+            self.stats.skip(split, "shorter_than_window", f"{recording}: {r.t[-1] - r.t[0]:.1f} s")
+            return
+        starts, wins = signal.windows(r.x, RATE_HZ, segment_format.WINDOW_S, HOP_S, valid=r.valid)
+        if len(starts) < n_total:
+            self.stats.skip(split, "window_across_gap", recording, n=n_total - len(starts))
+        for s, w in zip(starts, wins):
+            yield self._example(
+                split,
+                imu=w,
+                recording=recording,
+                subject=f"proband{subject:02d}",
+                start_s=s / RATE_HZ,
+                label=archive.ACTIVITIES.index(activity),  # same order as LABEL_NAMES
+            )

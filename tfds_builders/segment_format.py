@@ -1,0 +1,161 @@
+"""The segment format shared by every builder (``docs/data_format.md`` §1).
+
+Builders never write their own ``FeaturesDict``: they call ``features()`` and turn each window
+into an example with ``make_example``, which validates it, so a builder bug fails the build
+instead of writing wrong data.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+import numpy as np
+import tensorflow_datasets as tfds
+
+RATE_HZ = 50
+WINDOW_S = 5.0
+WINDOW_LEN = 250  # RATE_HZ * WINDOW_S
+NUM_CHANNELS = 6  # acc_x, acc_y, acc_z (m/s², gravity included), gyro_x, gyro_y, gyro_z (rad/s)
+UNLABELLED = -1
+# Embeddings are stored L2-normalised; allow float32 round-off and a little slack.
+_NORM_TOL = 1e-3
+
+
+def features() -> tfds.features.FeaturesDict:
+    """The ``FeaturesDict`` of one 5 s segment."""
+    return tfds.features.FeaturesDict(
+        {
+            "imu": tfds.features.Tensor(shape=(WINDOW_LEN, NUM_CHANNELS), dtype=np.float32),
+            "id": tfds.features.Text(),
+            "subject": tfds.features.Text(),
+            "recording": tfds.features.Text(),
+            "start_s": tfds.features.Scalar(dtype=np.float32),
+            "label": tfds.features.Scalar(dtype=np.int64),
+            "label_name": tfds.features.Text(),
+            "text": tfds.features.Text(),
+            "has_text": tfds.features.Scalar(dtype=np.bool_),
+            "text_emb": tfds.features.Tensor(shape=(None,), dtype=np.float32),
+            "has_video": tfds.features.Scalar(dtype=np.bool_),
+            "video_emb": tfds.features.Tensor(shape=(None,), dtype=np.float32),
+        }
+    )
+
+
+def metadata(
+    label_names: Sequence[str], text_emb_dim: int = 0, video_emb_dim: int = 0, **extra
+) -> tfds.core.MetadataDict:
+    """``info.metadata``: class names, embedding widths (0 = none) and builder extras."""
+    return tfds.core.MetadataDict(
+        label_names=list(label_names),
+        text_emb_dim=int(text_emb_dim),
+        video_emb_dim=int(video_emb_dim),
+        rate_hz=RATE_HZ,
+        window_s=WINDOW_S,
+        channels=["acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z"],
+        units={"acc": "m/s2 (gravity included)", "gyro": "rad/s"},
+        **extra,
+    )
+
+
+@dataclasses.dataclass(eq=False)
+class SegmentConfig(tfds.core.BuilderConfig):
+    """A builder config: which embedding stores (if any) are merged into the segments.
+
+    Attributes:
+        text_store: Embedding-store directory for ``text_emb`` (``docs/data_format.md`` §2).
+            A relative path is resolved against the manual directory
+            (``<manual_dir>/<text_store>``); an absolute path is used as is. ``None``: none.
+        video_store: Likewise for ``video_emb``.
+        text_emb_dim: Expected width of the text store (checked at build time), 0 = none.
+        video_emb_dim: Expected width of the video store, 0 = none.
+    """
+
+    text_store: str | None = None
+    video_store: str | None = None
+    text_emb_dim: int = 0
+    video_emb_dim: int = 0
+
+
+def segment_id(recording: str, start_s: float) -> str:
+    """The stable key ``<recording>/<start_ms>``."""
+    return f"{recording}/{round(start_s * 1000)}"
+
+
+def _embedding(emb: np.ndarray | None, what: str, key: str) -> np.ndarray:
+    if emb is None:
+        return np.zeros((0,), np.float32)
+    emb = np.asarray(emb, dtype=np.float32)
+    if emb.ndim != 1 or emb.size == 0 or not np.isfinite(emb).all():
+        raise ValueError(f"{key}: {what} must be a non-empty finite vector, got {emb.shape}")
+    norm = float(np.linalg.norm(emb))
+    if abs(norm - 1.0) > _NORM_TOL:
+        raise ValueError(f"{key}: {what} must be L2-normalised, has norm {norm:.4f}")
+    return emb
+
+
+def make_example(
+    *,
+    imu: np.ndarray,
+    recording: str,
+    subject: str,
+    start_s: float,
+    label_names: Sequence[str],
+    label: int = UNLABELLED,
+    text: str = "",
+    text_emb: np.ndarray | None = None,
+    video_emb: np.ndarray | None = None,
+) -> tuple[str, dict]:
+    """Validates one window and returns ``(key, example)`` for ``_generate_examples``.
+
+    Args:
+        imu: ``(250, 6)`` real-valued window in SI units, canonical channel order.
+        recording: Take / video / experiment id; must not contain ``/`` (the id separator).
+        subject: Person id (or the recording id when unknown).
+        start_s: Window start in seconds from the recording's start.
+        label_names: The builder's class names.
+        label: Class index, or ``-1`` for unlabelled.
+        text: Paired text, ``""`` when none.
+        text_emb: L2-normalised text embedding, or ``None``.
+        video_emb: L2-normalised video embedding, or ``None``.
+
+    Returns:
+        ``(id, example)`` where ``id = <recording>/<start_ms>``.
+
+    Raises:
+        ValueError: On a wrong shape or dtype, non-finite values, a bad label or id, or an
+            embedding that is not unit-norm.
+    """
+    if not recording or "/" in recording:
+        raise ValueError(f"recording id {recording!r} must be non-empty and contain no '/'")
+    key = segment_id(recording, start_s)
+    imu = np.asarray(imu)
+    if imu.shape != (WINDOW_LEN, NUM_CHANNELS):
+        raise ValueError(f"{key}: imu must be {(WINDOW_LEN, NUM_CHANNELS)}, got {imu.shape}")
+    if not (np.issubdtype(imu.dtype, np.floating) or np.issubdtype(imu.dtype, np.integer)):
+        raise ValueError(f"{key}: imu must be real-valued, got {imu.dtype}")
+    with np.errstate(over="ignore"):  # an overflow becomes inf and is rejected below
+        imu = imu.astype(np.float32)
+    if not np.isfinite(imu).all():
+        raise ValueError(f"{key}: imu has non-finite values")
+    if not (start_s >= 0 and np.isfinite(start_s)):
+        raise ValueError(f"{key}: start_s must be finite and >= 0, got {start_s}")
+    label = int(label)
+    if not UNLABELLED <= label < len(label_names):
+        raise ValueError(f"{key}: label {label} outside [-1, {len(label_names)})")
+    text_emb = _embedding(text_emb, "text_emb", key)
+    video_emb = _embedding(video_emb, "video_emb", key)
+    return key, {
+        "imu": imu,
+        "id": key,
+        "subject": str(subject),
+        "recording": recording,
+        "start_s": np.float32(start_s),
+        "label": label,
+        "label_name": label_names[label] if label >= 0 else "",
+        "text": text,
+        "has_text": text_emb.size > 0,
+        "text_emb": text_emb,
+        "has_video": video_emb.size > 0,
+        "video_emb": video_emb,
+    }

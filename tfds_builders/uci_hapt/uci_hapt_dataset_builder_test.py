@@ -1,0 +1,158 @@
+"""Builds uci_hapt from dummy_data (UCI raw layout) and from the installed package."""
+
+import filecmp
+import logging
+import os
+
+import numpy as np
+import pytest
+
+from primus_jax.data import signal
+from tfds_builders import segment_format, testing_utils
+from tfds_builders.uci_hapt import hapt_pickle
+from tfds_builders.uci_hapt import uci_hapt_dataset_builder as hapt
+
+DUMMY = os.path.join(os.path.dirname(__file__), "dummy_data")
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    builder = testing_utils.build(hapt.Builder, tmp_path_factory.mktemp("hapt"), DUMMY)
+    return builder, {s: testing_utils.read_split(builder, s) for s in ("train", "val", "test")}
+
+
+def test_counts_and_splits(built):
+    builder, data = built
+    assert {s: len(v) for s, v in data.items()} == {"train": 10, "val": 5, "test": 4}
+    assert builder.info.splits["train"].num_examples == 10
+    subjects = {s: {ex["subject"] for ex in v} for s, v in data.items()}
+    assert subjects == {"train": {"user01"}, "val": {"user05"}, "test": {"user02"}}
+    for split, exs in data.items():
+        for ex in exs:
+            assert hapt.subject_splits()[int(ex["subject"][4:])] == split
+
+
+def test_subject_split_lists():
+    by_user = hapt.subject_splits()
+    assert sorted(by_user) == list(range(1, 31))
+    assert sorted(u for u, s in by_user.items() if s == "test") == sorted(hapt.TEST_SUBJECTS)
+    assert sorted(u for u, s in by_user.items() if s == "val") == [5, 8, 25]  # as documented
+
+
+def test_examples_shapes_units_labels(built):
+    _, data = built
+    exs = [ex for v in data.values() for ex in v]
+    ids = [ex["id"] for ex in exs]
+    assert len(set(ids)) == len(ids)
+    for ex in exs:
+        assert ex["imu"].shape == (250, 6) and ex["imu"].dtype == np.float32
+        assert np.isfinite(ex["imu"]).all()
+        assert ex["id"] == segment_format.segment_id(ex["recording"], float(ex["start_s"]))
+        assert ex["label_name"] == hapt.LABEL_NAMES[ex["label"]]
+        assert ex["text"] in hapt.TEMPLATES[ex["label"]]
+        assert not ex["has_text"] and ex["text_emb"].shape == (0,)
+        assert not ex["has_video"] and ex["video_emb"].shape == (0,)
+        mag = np.linalg.norm(ex["imu"][:, :3], axis=1)
+        if ex["label_name"] in ("sitting", "standing", "laying"):
+            assert mag.mean() == pytest.approx(signal.G, abs=0.05)  # 1 g at rest -> m/s²
+            assert np.abs(ex["imu"][:, 3:]).max() < 0.2  # rad/s, no rotation
+        else:
+            assert mag.mean() == pytest.approx(signal.G, abs=0.5)
+    by_id = {ex["id"]: ex for ex in exs}
+    # user01 exp01 standing segment covers rows 100-499: windows start at rows 100 and 225.
+    assert {"user01_session1/2000", "user01_session1/4500"} <= by_id.keys()
+    assert by_id["user01_session1/2000"]["label_name"] == "standing"
+    assert by_id["user01_session1/2000"]["start_s"] == pytest.approx(2.0)
+    raw = np.loadtxt(os.path.join(DUMMY, "RawData", "acc_exp01_user01.txt"))
+    np.testing.assert_allclose(
+        by_id["user01_session1/2000"]["imu"][:, :3], raw[100:350] * signal.G, rtol=1e-6
+    )
+
+
+def test_bad_input_counted(built):
+    builder, _ = built
+    stats = builder.info.metadata["build_stats"]
+    assert stats["events"]["all"] == {
+        "skipped_missing_file": 1,
+        "skipped_malformed_file": 1,
+        "skipped_bad_label_row": 1,
+    }
+    assert stats["events"]["val"] == {"skipped_nonfinite_window": 2}
+    assert stats["events"]["train"] == {"transition_segments_excluded": 1}
+    assert stats["events"]["test"] == {"segments_shorter_than_window": 1}
+    assert stats["class_balance"]["train"] == {"standing": 2, "sitting": 2, "walking": 6}
+    assert builder.info.metadata["source"].startswith("uci_raw:")
+
+
+def test_dummy_data_is_reproducible(tmp_path):
+    from tfds_builders.uci_hapt import dummy_data_generation
+
+    dummy_data_generation.main(str(tmp_path))
+    cmp = filecmp.dircmp(os.path.join(DUMMY, "RawData"), tmp_path / "RawData")
+    assert not cmp.left_only and not cmp.right_only
+    _, mismatch, errors = filecmp.cmpfiles(
+        os.path.join(DUMMY, "RawData"), tmp_path / "RawData", cmp.common_files, shallow=False
+    )
+    assert not mismatch and not errors
+
+
+def test_minilm_config_merges_store(built, tmp_path):
+    _, data = built
+    ids = sorted(ex["id"] for v in data.values() for ex in v)
+    manual = testing_utils.copy_tree(DUMMY, tmp_path / "manual")
+    written = testing_utils.write_store(
+        os.path.join(manual, "embeddings", "minilm"), ids[1:], "text", 384
+    )
+    builder = testing_utils.build(hapt.Builder, tmp_path / "data", manual, config="minilm")
+    assert builder.info.metadata["text_emb_dim"] == 384
+    assert builder.info.metadata["text_encoder"] == "test-encoder"
+    exs = {
+        ex["id"]: ex
+        for s in ("train", "val", "test")
+        for ex in testing_utils.read_split(builder, s)
+    }
+    assert not exs[ids[0]]["has_text"] and exs[ids[0]]["text_emb"].shape == (0,)
+    for key in ids[1:]:
+        assert exs[key]["has_text"]
+        np.testing.assert_array_equal(exs[key]["text_emb"], written[key])
+    events = builder.info.metadata["build_stats"]["events"]
+    assert sum(e.get("skipped_text_emb_missing", 0) for e in events.values()) == 1
+
+
+def test_store_dim_mismatch_fails(tmp_path):
+    store = tmp_path / "store"
+    testing_utils.write_store(store, ["user01_session1/2000"], "text", 8)
+    config = segment_format.SegmentConfig(name="bad", text_store=str(store), text_emb_dim=16)
+    with pytest.raises(ValueError, match="dim 8, config 'bad' expects 16"):
+        testing_utils.build(hapt.Builder, tmp_path / "data", DUMMY, config=config)
+
+
+def test_no_source_fails_clearly(tmp_path, monkeypatch):
+    monkeypatch.setattr(hapt_pickle, "package_pickle_path", lambda: None)
+    with pytest.raises(FileNotFoundError, match="no RawData"):
+        testing_utils.build(hapt.Builder, tmp_path / "data")
+
+
+def test_real_hapt_from_installed_package(tmp_path, caplog):
+    if hapt_pickle.package_pickle_path() is None:
+        pytest.skip(f"{hapt_pickle.PACKAGE_PIN} is not installed")
+    caplog.set_level(logging.INFO)
+    builder = testing_utils.build(hapt.Builder, tmp_path)
+    meta = builder.info.metadata
+    assert "sha256=" + hapt_pickle.SHA256 in meta["source"]
+    counts = {s: builder.info.splits[s].num_examples for s in ("train", "val", "test")}
+    assert counts == {"train": 2911, "val": 452, "test": 1342}
+    subjects = {}
+    for split in counts:
+        source = builder.as_data_source(split=split)
+        exs = source.__getitems__(list(range(len(source))))
+        subjects[split] = {ex["subject"].decode() for ex in exs}
+        labels = np.array([ex["label"] for ex in exs])
+        assert set(labels) == set(range(6))  # every class in every split
+    assert len(subjects["train"] | subjects["val"] | subjects["test"]) == 30
+    assert not subjects["train"] & subjects["test"]
+    assert not subjects["train"] & subjects["val"] and not subjects["val"] & subjects["test"]
+    assert {int(s[4:]) for s in subjects["test"]} == set(hapt.TEST_SUBJECTS)
+    balance_lines = [r.getMessage() for r in caplog.records if "class balance" in r.getMessage()]
+    assert len(balance_lines) == 3 and "walking_upstairs=" in balance_lines[0]
+    assert meta["build_stats"]["class_balance"]["test"]["laying"] == 254
