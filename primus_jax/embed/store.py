@@ -1,0 +1,501 @@
+"""The embedding store: a directory of ``.npz`` shards keyed by segment id (docs/data_format.md §2).
+
+Layout::
+
+    <store>/
+      store.json        {"format": "primus_jax.embedding_store/1", "encoder": ..., "modality": ...,
+                         "dim": D, "normalized": true, "shards": ["shard-00000.npz", ...],
+                         "config": {...}}            # "config" is optional provenance (see below)
+      shard-00000.npz   ids: (N,) str; emb: (N, D) float32
+      ...
+
+This module imports only numpy and the standard library, so TFDS builders and the training
+code can read stores without torch.
+
+Crash safety (the reference's video cache was neither resumable nor crash-safe): every file is
+written to a hidden temporary name in the same directory, fsynced and then ``os.replace``d, and a
+shard only counts once ``store.json`` lists it. A crash therefore leaves either the old store or
+the old store plus an unlisted shard, which the next writer deletes. ``store.json``'s optional
+``config`` records how the embeddings were made (model fingerprint, frame count, ...); a writer
+refuses to append to a store made with a different config rather than mix embeddings.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+FORMAT = "primus_jax.embedding_store/1"
+MANIFEST_NAME = "store.json"
+MODALITIES = ("text", "video")
+DEFAULT_SHARD_SIZE = 4096
+
+_SHARD_RE = re.compile(r"^shard-(\d{5,})\.npz$")
+_TMP_PREFIX = ".tmp-"
+_LOCK_NAME = ".lock"
+# An L2-normalised float32 row has norm 1 to ~1e-7; anything further off is a bug upstream.
+_NORM_TOL = 1e-3
+
+log = logging.getLogger(__name__)
+
+
+class StoreError(ValueError):
+    """A store is malformed, or does not match what the caller expects."""
+
+
+def _shard_name(index: int) -> str:
+    return f"shard-{index:05d}.npz"
+
+
+def _fsync_dir(path: Path) -> None:
+    # Makes the rename itself durable; a no-op on filesystems that refuse directory fds.
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def atomic_write(path: Path, write: Any) -> None:
+    """Writes ``path`` via ``write(fileobj)`` to a temporary file, then renames it into place."""
+    tmp = path.with_name(f"{_TMP_PREFIX}{path.name}.{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    _fsync_dir(path.parent)
+
+
+def read_manifest(path: str | os.PathLike) -> dict[str, Any]:
+    """Reads and validates ``<path>/store.json``.
+
+    Args:
+      path: the store directory.
+
+    Returns:
+      The manifest dict (with ``config`` defaulted to ``{}``).
+
+    Raises:
+      FileNotFoundError: no store at ``path``.
+      StoreError: the manifest is not a valid store manifest.
+    """
+    manifest_path = Path(path) / MANIFEST_NAME
+    if not manifest_path.is_file():
+        raise FileNotFoundError(f"no embedding store at {Path(path)} (missing {manifest_path})")
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except json.JSONDecodeError as e:
+        raise StoreError(f"{manifest_path} is not valid JSON: {e}") from e
+    if manifest.get("format") != FORMAT:
+        raise StoreError(f"{manifest_path}: format {manifest.get('format')!r}, expected {FORMAT!r}")
+    for key, kind in (("encoder", str), ("modality", str), ("dim", int), ("shards", list)):
+        if not isinstance(manifest.get(key), kind):
+            raise StoreError(f"{manifest_path}: field {key!r} missing or not a {kind.__name__}")
+    if manifest["modality"] not in MODALITIES:
+        raise StoreError(f"{manifest_path}: modality {manifest['modality']!r} not in {MODALITIES}")
+    if manifest["dim"] <= 0:
+        raise StoreError(f"{manifest_path}: dim must be positive, got {manifest['dim']}")
+    manifest.setdefault("normalized", True)
+    manifest.setdefault("config", {})
+    return manifest
+
+
+def _load_shard(
+    path: Path, dim: int, load_emb: bool = True
+) -> tuple[np.ndarray, np.ndarray | None]:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            ids = z["ids"]
+            emb = z["emb"] if load_emb else None
+    except (OSError, ValueError, KeyError) as e:
+        raise StoreError(f"cannot read shard {path}: {e}") from e
+    if ids.ndim != 1 or ids.dtype.kind != "U":
+        raise StoreError(f"shard {path}: ids must be a 1-D str array, got {ids.dtype} {ids.shape}")
+    if emb is not None and (emb.dtype != np.float32 or emb.shape != (len(ids), dim)):
+        raise StoreError(
+            f"shard {path}: emb must be float32 ({len(ids)}, {dim}), got {emb.dtype} {emb.shape}"
+        )
+    return ids, emb
+
+
+def check_compatible(
+    path: str | os.PathLike,
+    *,
+    encoder: str,
+    modality: str,
+    dim: int | None = None,
+    config: Mapping[str, Any] | None = None,
+) -> dict[str, Any] | None:
+    """Checks that a store (if any) holds embeddings made the way this run makes them.
+
+    Cheap (reads ``store.json`` only), so callers can fail before loading a model.
+
+    Args:
+      path: store directory.
+      encoder, modality: must equal the stored ones.
+      dim: must equal the stored width (skipped when None).
+      config: every key also in the stored config must have the same value.
+
+    Returns:
+      The stored manifest, or None when there is no store yet.
+
+    Raises:
+      StoreError: naming the first field that differs.
+    """
+    path = Path(path)
+    if not (path / MANIFEST_NAME).exists():
+        return None
+    manifest = read_manifest(path)
+    expected = {"encoder": encoder, "modality": modality, "normalized": True}
+    if dim is not None:
+        expected["dim"] = dim
+    for key, want in expected.items():
+        if manifest[key] != want:
+            raise StoreError(
+                f"{path} holds {key}={manifest[key]!r} embeddings, but this run makes "
+                f"{key}={want!r}; write to a new --output directory"
+            )
+    stored = manifest["config"]
+    diff = [(k, stored[k], v) for k, v in (config or {}).items() if k in stored and stored[k] != v]
+    if diff:
+        lines = "; ".join(f"{k}: store has {a!r}, this run {b!r}" for k, a, b in diff)
+        raise StoreError(
+            f"{path} was written with a different configuration ({lines}); appending would mix "
+            "incompatible embeddings: write to a new --output directory"
+        )
+    return manifest
+
+
+def read_ids(path: str | os.PathLike) -> list[str]:
+    """The ids of a store without loading its embeddings (empty when there is no store).
+
+    Raises:
+      StoreError: the store exists but is malformed.
+    """
+    path = Path(path)
+    if not (path / MANIFEST_NAME).exists():
+        return []
+    manifest = read_manifest(path)
+    ids: list[str] = []
+    for name in manifest["shards"]:
+        ids.extend(_load_shard(path / name, manifest["dim"], load_emb=False)[0].tolist())
+    return ids
+
+
+class EmbeddingStore:
+    """Read-only, in-memory view of an embedding store.
+
+    Example::
+
+        store = EmbeddingStore("stores/hapt_minilm")
+        store.dim, store.encoder          # 384, "minilm"
+        "subj01_exp01/0" in store
+        store["subj01_exp01/0"]           # (384,) float32
+        emb, found = store.lookup(ids)    # (N, 384), (N,) bool; rows of missing ids are zero
+
+    Attributes:
+      path: the store directory.
+      encoder: encoder name (e.g. ``"minilm"``, ``"clip4clip_video"``).
+      modality: ``"text"`` or ``"video"``.
+      dim: embedding width D.
+      normalized: whether rows are L2-normalised (always true for stores this tool writes).
+      config: provenance recorded by the writer (``{}`` when absent).
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        manifest = read_manifest(self.path)
+        self.encoder: str = manifest["encoder"]
+        self.modality: str = manifest["modality"]
+        self.dim: int = manifest["dim"]
+        self.normalized: bool = bool(manifest["normalized"])
+        self.config: dict[str, Any] = manifest["config"]
+        ids_parts, emb_parts = [], []
+        for name in manifest["shards"]:
+            ids, emb = _load_shard(self.path / name, self.dim)
+            ids_parts.append(ids)
+            emb_parts.append(emb)
+        self._ids = np.concatenate(ids_parts) if ids_parts else np.zeros((0,), dtype=str)
+        self._emb = np.concatenate(emb_parts) if emb_parts else np.zeros((0, self.dim), np.float32)
+        self._emb.flags.writeable = False
+        self._index: dict[str, int] = {}
+        for row, key in enumerate(self._ids.tolist()):
+            if self._index.setdefault(key, row) != row:
+                raise StoreError(f"{self.path}: id {key!r} appears in more than one row")
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._index
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        """Returns the (D,) float32 embedding of ``key``; raises KeyError when absent."""
+        return self._emb[self._index[key]]
+
+    def get(self, key: str) -> np.ndarray | None:
+        """The (D,) embedding of ``key``, or None when the store does not hold it."""
+        row = self._index.get(key)
+        return None if row is None else self._emb[row]
+
+    def __repr__(self) -> str:
+        return (
+            f"EmbeddingStore({str(self.path)!r}, encoder={self.encoder!r}, "
+            f"modality={self.modality!r}, dim={self.dim}, n={len(self)})"
+        )
+
+    @property
+    def ids(self) -> list[str]:
+        """All ids, in storage order."""
+        return self._ids.tolist()
+
+    @property
+    def embeddings(self) -> np.ndarray:
+        """All embeddings (N, D) float32, read-only, rows in the order of :attr:`ids`."""
+        return self._emb
+
+    def lookup(self, ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Gathers embeddings for ``ids``.
+
+        Args:
+          ids: segment ids.
+
+        Returns:
+          ``(emb, found)``: ``emb`` is (N, D) float32 with zero rows where ``found`` (N,) bool
+          is false. Callers must use ``found``; a zero row is never a real embedding.
+        """
+        rows = np.array([self._index.get(k, -1) for k in ids], dtype=np.int64)
+        found = rows >= 0
+        emb = np.zeros((len(rows), self.dim), np.float32)
+        emb[found] = self._emb[rows[found]]
+        return emb, found
+
+
+class EmbeddingStoreWriter:
+    """Appends embeddings to a store, one atomically written shard at a time.
+
+    Re-opening an existing store resumes it: ids already stored are skipped by :meth:`add` (and
+    can be filtered up front with :meth:`missing`). An exclusive lock file keeps two writers
+    from interleaving updates of ``store.json``.
+
+    Example::
+
+        with EmbeddingStoreWriter(out, encoder="minilm", modality="text", dim=384) as w:
+            todo = w.missing(ids)
+            ...
+            w.add(batch_ids, batch_emb)   # flushes a shard every ``shard_size`` rows
+
+    Args:
+      path: store directory (created if needed).
+      encoder: encoder name stored in (or checked against) the manifest.
+      modality: ``"text"`` or ``"video"``.
+      dim: embedding width.
+      config: provenance for ``store.json``. When the store exists, every key given here must
+        equal the stored value; keys the store lacks are added.
+      shard_size: rows per shard; also the most work lost by a hard crash.
+
+    Raises:
+      StoreError: the existing store has another encoder, modality, dim or config, or another
+        writer holds it.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        encoder: str,
+        modality: str,
+        dim: int,
+        config: Mapping[str, Any] | None = None,
+        shard_size: int = DEFAULT_SHARD_SIZE,
+    ):
+        if modality not in MODALITIES:
+            raise ValueError(f"modality must be one of {MODALITIES}, got {modality!r}")
+        if dim <= 0 or shard_size <= 0:
+            raise ValueError(f"dim and shard_size must be positive, got {dim}, {shard_size}")
+        self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.shard_size = shard_size
+        self._lock_fd: int | None = None
+        self._acquire_lock()
+        try:
+            self._open(encoder, modality, dim, dict(config or {}))
+        except BaseException:
+            self._release_lock()
+            raise
+        self._buf_ids: list[str] = []
+        self._buf_emb: list[np.ndarray] = []
+        self.num_added = 0
+
+    # -- opening -------------------------------------------------------------------------
+
+    def _acquire_lock(self) -> None:
+        fd = os.open(self.path / _LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise StoreError(f"{self.path} is being written by another process") from None
+        self._lock_fd = fd
+
+    def _release_lock(self) -> None:
+        if self._lock_fd is not None:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def _open(self, encoder: str, modality: str, dim: int, config: dict[str, Any]) -> None:
+        for tmp in self.path.glob(f"{_TMP_PREFIX}*"):
+            log.info("removing leftover temporary file %s", tmp)
+            tmp.unlink()
+        if not (self.path / MANIFEST_NAME).exists():
+            self._manifest = {
+                "format": FORMAT,
+                "encoder": encoder,
+                "modality": modality,
+                "dim": dim,
+                "normalized": True,
+                "shards": [],
+                "config": config,
+            }
+            self._write_manifest()
+            self._done: set[str] = set()
+            self._next_shard = 0
+            return
+
+        manifest = check_compatible(
+            self.path, encoder=encoder, modality=modality, dim=dim, config=config
+        )
+        stored_config = manifest["config"]
+        config_grew = any(k not in stored_config for k in config)
+        if config_grew:
+            manifest["config"] = {**stored_config, **config}
+        self._manifest = manifest
+
+        listed = set(manifest["shards"])
+        indices = []
+        for p in self.path.iterdir():
+            m = _SHARD_RE.match(p.name)
+            if not m:
+                continue
+            if p.name in listed:
+                indices.append(int(m.group(1)))
+            else:
+                # Written by a run that died before it could list it: not part of the store.
+                log.warning("removing unlisted shard %s (left by an interrupted run)", p)
+                p.unlink()
+        self._next_shard = max(indices, default=-1) + 1
+        self._done = set(read_ids(self.path))
+        if config_grew:
+            self._write_manifest()
+
+    def _write_manifest(self) -> None:
+        text = json.dumps(self._manifest, indent=1, sort_keys=True) + "\n"
+        atomic_write(self.path / MANIFEST_NAME, lambda f: f.write(text.encode()))
+
+    # -- public API ----------------------------------------------------------------------
+
+    @property
+    def dim(self) -> int:
+        return self._manifest["dim"]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._done
+
+    def __len__(self) -> int:
+        """Number of ids stored or buffered."""
+        return len(self._done)
+
+    def missing(self, ids: Iterable[str]) -> list[str]:
+        """Returns the ids not yet stored (or buffered), in input order."""
+        return [k for k in ids if k not in self._done]
+
+    def add(self, ids: Sequence[str], emb: np.ndarray) -> int:
+        """Buffers new embeddings, flushing full shards.
+
+        Args:
+          ids: (N,) segment ids.
+          emb: (N, D) L2-normalised embeddings.
+
+        Returns:
+          The number of rows added; ids already present (or repeated in ``ids``) are skipped.
+
+        Raises:
+          StoreError: wrong shape, non-finite values or rows that are not unit norm. Nothing of
+            the call is stored then.
+        """
+        emb = np.asarray(emb, dtype=np.float32)
+        if emb.ndim != 2 or emb.shape != (len(ids), self.dim):
+            raise StoreError(
+                f"expected embeddings of shape ({len(ids)}, {self.dim}), got {emb.shape}"
+            )
+        if not np.isfinite(emb).all():
+            raise StoreError("refusing to store non-finite embeddings")
+        norms = np.linalg.norm(emb, axis=1)
+        bad = np.abs(norms - 1.0) > _NORM_TOL
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise StoreError(f"embedding of {ids[i]!r} has norm {norms[i]:.4g}, expected 1")
+        keep = []
+        for i, key in enumerate(ids):
+            if not isinstance(key, str) or not key:
+                raise StoreError(f"ids must be non-empty strings, got {key!r}")
+            if key not in self._done:
+                self._done.add(key)
+                keep.append(i)
+        if keep:
+            self._buf_ids.extend(ids[i] for i in keep)
+            self._buf_emb.append(emb[keep])
+        self.num_added += len(keep)
+        while len(self._buf_ids) >= self.shard_size:
+            self._write_shard(self.shard_size)
+        return len(keep)
+
+    def flush(self) -> None:
+        """Writes all buffered rows as one shard (a no-op when nothing is buffered)."""
+        if self._buf_ids:
+            self._write_shard(len(self._buf_ids))
+
+    def _write_shard(self, n: int) -> None:
+        ids = np.asarray(self._buf_ids[:n], dtype=str)
+        emb = np.concatenate(self._buf_emb)
+        name = _shard_name(self._next_shard)
+        atomic_write(self.path / name, lambda f: np.savez(f, ids=ids, emb=emb[:n]))
+        # The shard exists from here on only once the manifest lists it.
+        self._manifest["shards"].append(name)
+        self._write_manifest()
+        self._next_shard += 1
+        self._buf_ids = self._buf_ids[n:]
+        self._buf_emb = [emb[n:]] if len(emb) > n else []
+
+    def close(self) -> None:
+        """Flushes and releases the lock. Safe to call twice."""
+        if self._lock_fd is None:
+            return
+        try:
+            self.flush()
+        finally:
+            self._release_lock()
+
+    def __enter__(self) -> EmbeddingStoreWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        # Flushes on errors too: every buffered row was validated, so finished work is kept.
+        self.close()
