@@ -135,3 +135,54 @@ class PreemptionWatcher:
         if self._previous is not None:
             signal.signal(signal.SIGTERM, self._previous)
             self._previous = None
+
+
+def resolve_checkpoint(path) -> tuple[epath.Path, int]:
+    """Finds ``(checkpoints_dir, step)`` from a workdir, its ``checkpoints/`` folder or one
+    step folder inside it (the latest step unless a step folder is given)."""
+    p = epath.Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"checkpoint path {p} does not exist")
+    if (p / "state").exists() and p.name.isdigit():
+        return p.parent, int(p.name)
+    if (p / "checkpoints").is_dir():
+        p = p / "checkpoints"
+    steps = sorted(int(c.name) for c in p.iterdir() if c.name.isdigit() and (c / "state").exists())
+    if not steps:
+        raise FileNotFoundError(
+            f"no checkpoint under {path}: expected <workdir>/checkpoints/<step>/state "
+            "(written by primus_jax.main or primus_jax.tools.import_torch)"
+        )
+    return p, steps[-1]
+
+
+def load_encoder_params(path):
+    """Restores only what inference and evaluation need from a training checkpoint.
+
+    Args:
+      path: a workdir, its ``checkpoints/`` directory, or one ``checkpoints/<step>`` folder.
+
+    Returns:
+      ``(encoder_params, config_dict, step)``: the linen ``params`` of the encoder as numpy
+      arrays, the run's config as a plain dict (from the checkpoint's metadata, or
+      ``<workdir>/config.json`` for older checkpoints), and the step.
+    """
+    import json
+
+    import numpy as np
+
+    ckpt_dir, step = resolve_checkpoint(path)
+    handler = ocp.PyTreeCheckpointer()
+    state_dir = ckpt_dir / str(step) / "state"
+    # Restore as host numpy arrays: independent of the device topology it was saved on.
+    tree = handler.metadata(state_dir).item_metadata.tree
+    args = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), tree)
+    restored = handler.restore(state_dir, restore_args=args)
+    params = restored["params"]["encoder"]
+    meta_file = ckpt_dir / str(step) / "meta" / "metadata"
+    config = None
+    if meta_file.exists():
+        config = json.loads(meta_file.read_text()).get("config")
+    if config is None and (ckpt_dir.parent / "config.json").exists():
+        config = json.loads((ckpt_dir.parent / "config.json").read_text())
+    return params, config, step

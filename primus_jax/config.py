@@ -34,8 +34,21 @@ def base_config() -> ml_collections.ConfigDict:
     c.seed = 0  # drives init, data order and augmentation
 
     c.data = ml_collections.ConfigDict()
-    c.data.source = "synthetic"
+    c.data.source = "synthetic"  # or "tfds" (data.name below)
     c.data.batch_size = 64  # global batch; contrastive negatives are the whole global batch
+    # Paper Fig. 3: keep video/text for a seeded fraction of the segments, mask the rest.
+    c.data.multimodal_fraction = 1.0
+    # Whole split on the mesh; shuffling/batching inside the jitted step (fast accelerators).
+    c.data.device_resident = False
+    # TFDS (source="tfds"): a built segment-format dataset, e.g. "uci_hapt/minilm".
+    c.data.name = ""
+    c.data.split = "train"
+    c.data.data_dir = ""  # "" = $TFDS_DATA_DIR or ~/tensorflow_datasets
+    c.data.manual_dir = ""  # "" = <data_dir>/manual/<dataset>
+    c.data.prepare = True  # build (and embed texts) on first use when missing
+    c.data.num_threads = 2  # grain read threads
+    c.data.prefetch = 4
+    c.data.worker_count = 0  # grain worker processes (0: in-process)
     c.data.synthetic = ml_collections.ConfigDict(
         dict(
             num_examples=8192,
@@ -131,6 +144,12 @@ def validate(config, *, num_devices: int, process_count: int = 1) -> None:
     b = config.data.batch_size
     if config.data.source not in DATA_SOURCES:
         raise ConfigError("data.source", f"{config.data.source!r} is not one of {DATA_SOURCES}")
+    if config.data.source == "tfds" and not config.data.name:
+        raise ConfigError("data.name", 'data.source="tfds" needs a dataset, e.g. "uci_hapt/minilm"')
+    if not 0.0 <= config.data.multimodal_fraction <= 1.0:
+        raise ConfigError(
+            "data.multimodal_fraction", f"must be in [0, 1], got {config.data.multimodal_fraction}"
+        )
     if not isinstance(b, int) or b <= 0:
         raise ConfigError("data.batch_size", f"must be a positive integer, got {b!r}")
     mesh_data = config.mesh.data

@@ -76,7 +76,17 @@ def train_and_evaluate(config, workdir: str, *, step_hook=None):
             f.write(config.to_json_best_effort(indent=2))
 
     mesh = sharding.make_mesh(config)
-    data_iter = input_pipeline.make_train_iterator(config)
+    if config.data.device_resident:
+        resident = input_pipeline.make_resident_data(config, mesh)
+        data_iter = None  # the position is the train state's step
+        logging.info(
+            "data: %d segments resident on the mesh (%.1f MB per device)",
+            resident.num_examples,
+            resident.nbytes / 2**20,
+        )
+    else:
+        resident = None
+        data_iter = input_pipeline.make_train_iterator(config)
     model = state_lib.make_model(config)
     tx = state_lib.make_optimizer(config)
     schedule = state_lib.make_schedule(config)
@@ -87,6 +97,7 @@ def train_and_evaluate(config, workdir: str, *, step_hook=None):
     ckpt = checkpointing.Checkpointer(
         os.path.join(workdir, "checkpoints"), max_to_keep=config.train.keep_checkpoints
     )
+    ckpt_meta = {"config": json.loads(config.to_json_best_effort())}
     latest = ckpt.latest_step()
     if latest is not None:
         target = jax.tree.map(
@@ -106,9 +117,14 @@ def train_and_evaluate(config, workdir: str, *, step_hook=None):
         config.data.batch_size,
     )
 
-    step_fn = sharding.jit_train_step(
-        make_train_step(config, model, tx, schedule), state_sharding, mesh
-    )
+    train_step = make_train_step(config, model, tx, schedule)
+    if resident is not None:
+        resident_step = resident.jit_step(train_step, state_sharding)
+        step_fn = lambda st, _: resident_step(st, resident.arrays)
+        next_batch = lambda: None
+    else:
+        step_fn = sharding.jit_train_step(train_step, state_sharding, mesh)
+        next_batch = lambda: sharding.global_batch(next(data_iter), mesh)
     writer = metric_writer.MetricWriter(workdir, enabled=is_main)
     if is_main:
         writer.write_text("config", "```\n" + str(config) + "\n```")
@@ -123,7 +139,7 @@ def train_and_evaluate(config, workdir: str, *, step_hook=None):
     step = start
     try:
         for step in range(start + 1, num_steps + 1):
-            batch = sharding.global_batch(next(data_iter), mesh)
+            batch = next_batch()
             t0 = time.perf_counter()
             state, metrics = step_fn(state, batch)
             if step == start + 1:
@@ -161,13 +177,13 @@ def train_and_evaluate(config, workdir: str, *, step_hook=None):
 
             preempted = watcher.reached(step)
             if step % config.train.checkpoint_every == 0 or preempted:
-                ckpt.save(step, state, data_iter, force=preempted)
+                ckpt.save(step, state, data_iter, meta=ckpt_meta, force=preempted)
             if preempted:
                 logging.warning("stopping at step %d after a preemption notice", step)
                 break
         else:
             if step == num_steps and ckpt.latest_step() != num_steps:
-                ckpt.save(num_steps, state, data_iter, force=True)
+                ckpt.save(num_steps, state, data_iter, meta=ckpt_meta, force=True)
     finally:
         jax.block_until_ready(state)  # never return with a step still in flight
         ckpt.close()

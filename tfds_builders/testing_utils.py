@@ -15,6 +15,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from primus_jax.embed.store import FORMAT
+from tfds_builders import segment_format
 
 _TEXT_FIELDS = ("id", "subject", "recording", "label_name", "text")
 
@@ -86,3 +87,38 @@ def write_store(
     with open(os.path.join(path, "store.json"), "w", encoding="utf-8") as f:
         json.dump(meta, f)
     return dict(zip(ids, emb))
+
+
+class TinySegments(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+    """40 segment-format examples for pipeline tests: example ``i`` has ``imu == i``, label
+    ``i % 2``, subject ``s{i % 4}`` and the text embedding ``e_(i % 8)`` (8-d)."""
+
+    name = "tiny_segments"
+    VERSION = tfds.core.Version("1.0.0")
+    NUM_EXAMPLES = 40
+    DIM = 8
+
+    def _info(self):
+        return self.dataset_info_from_configs(
+            features=segment_format.features(),
+            metadata=segment_format.metadata(["a", "b"], text_emb_dim=self.DIM),
+        )
+
+    def _split_generators(self, dl_manager):
+        del dl_manager
+        return {"train": self._generate_examples()}
+
+    def _generate_examples(self):
+        for i in range(self.NUM_EXAMPLES):
+            emb = np.zeros(self.DIM, np.float32)
+            emb[i % self.DIM] = 1.0
+            yield segment_format.make_example(
+                label_names=["a", "b"],
+                imu=np.full((250, 6), float(i), np.float32),
+                recording=f"rec{i}",
+                subject=f"s{i % 4}",
+                start_s=0.0,
+                label=i % 2,
+                text=f"text {i}",
+                text_emb=emb,
+            )

@@ -68,6 +68,13 @@ class SyntheticPairedSource:
     def __len__(self) -> int:
         return len(self.label)
 
+    def mask_multimodal(self, keep: np.ndarray) -> None:
+        """Drops video and text of the segments where ``keep`` is false (IMU-only rows)."""
+        self.has_video &= keep
+        self.has_text &= keep
+        self.video *= self.has_video[:, None]
+        self.text *= self.has_text[:, None]
+
     def get_batch(self, idx: np.ndarray) -> dict:
         return {
             "imu": self.imu[idx],

@@ -1,0 +1,221 @@
+"""Times the jitted PRIMUS train step (or encoder forward) on the current backend.
+
+    python -m primus_jax.bench --config=configs/primus.py --batch 256
+    python -m primus_jax.bench --config=configs/primus.py --batch 4096 --dtype bfloat16
+    python -m primus_jax.bench --config=configs/primus.py --batch 256 --mode forward
+
+Measures the step in steady state: the NN queue is full (random unit rows, as the PyTorch
+baseline ``shared/bench/torch_reference_step.py`` fills it), batches are already on device,
+and each timed step ends with ``block_until_ready`` on the whole state. Compilation is timed
+separately (ahead-of-time ``lower().compile()``). Prints progress, then one JSON line with
+at least ``samples_per_s``, ``step_ms_median``, ``compile_s``, ``peak_mem_mb``, ``backend``
+and ``devices``. On CPU, launch with ``MALLOC_TOP_PAD_=1000000000 MALLOC_ARENA_MAX=1`` (as
+``launch/local.sh`` does) and give the PyTorch baseline the same environment.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import resource
+import statistics
+import sys
+import time
+
+from absl import app, flags
+from ml_collections import config_flags
+
+_CONFIG = config_flags.DEFINE_config_file("config", "configs/primus.py", "Config file.")
+_BATCH = flags.DEFINE_integer("batch", None, "Global batch (default: the config's).")
+_STEPS = flags.DEFINE_integer("steps", 20, "Timed steps.")
+_WARMUP = flags.DEFINE_integer("warmup", 3, "Untimed steps after compilation.")
+_MODE = flags.DEFINE_enum("mode", "train", ["train", "forward"], "Full step or inference.")
+_DTYPE = flags.DEFINE_enum("dtype", None, ["float32", "bfloat16"], "Override model.compute_dtype.")
+_DEVICES = flags.DEFINE_integer("devices", -1, "Devices on the data axis (-1: all).")
+
+
+def flops_per_sample(config) -> dict:
+    """Analytic FLOPs (1 MAC = 2 FLOP), the same model as the PyTorch baseline's."""
+    m = config.model
+    t, ch = 250, m.conv_channels
+    l1 = t - 2 * 9
+    p1 = l1 // 3
+    l2 = p1 - 2 * 4
+    p2 = l2 // 3
+    l3 = p2 - 2 * 4
+    seq = feat = m.pool_bins
+    fwd = (
+        2 * l1 * ch * 6 * 10
+        + 2 * l2 * ch * ch * 5
+        + 2 * l3 * ch * ch * 5
+        + 2 * seq * 3 * m.hidden * feat
+        + 2 * seq * 3 * m.hidden * m.hidden
+        + seq * m.hidden * 14
+        + 2 * m.hidden * (m.ssl_dim + m.mm_dim)
+    )
+    return {"forward": fwd}
+
+
+def _peak_mem_mb(devices) -> float:
+    peaks = []
+    for d in devices:
+        try:
+            stats = d.memory_stats() or {}
+        except Exception:
+            stats = {}
+        if "peak_bytes_in_use" in stats:
+            peaks.append(stats["peak_bytes_in_use"])
+    if peaks:
+        return round(max(peaks) / 2**20, 1)
+    # CPU: the process's peak resident set (KiB on Linux).
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def _full_queue(state, key):
+    import jax
+    import jax.numpy as jnp
+
+    from primus_jax.losses import l2_normalize
+
+    q = state.queue
+    k1, k2, k3 = jax.random.split(key, 3)
+    rnd = lambda k, a: l2_normalize(jax.random.normal(k, a.shape, a.dtype))
+    return state.replace(
+        queue=q.replace(
+            video=rnd(k1, q.video),
+            text=rnd(k2, q.text),
+            imu=rnd(k3, q.imu),
+            has_video=jnp.ones_like(q.has_video),
+            has_text=jnp.ones_like(q.has_text),
+            count=jnp.asarray(q.size, q.count.dtype),
+        )
+    )
+
+
+def run(config, *, batch, steps, warmup, mode, devices_on_axis=-1) -> dict:
+    """Benchmarks one configuration; returns the result record."""
+    import jax
+    import numpy as np
+
+    from primus_jax import config as config_lib
+    from primus_jax import sharding
+    from primus_jax import state as state_lib
+    from primus_jax.train_step import make_train_step
+
+    config = config.copy_and_resolve_references()
+    config.data.batch_size = batch
+    config.mesh.data = devices_on_axis
+    config_lib.validate(config, num_devices=jax.device_count())
+    mesh = sharding.make_mesh(config)
+    model = state_lib.make_model(config)
+    tx = state_lib.make_optimizer(config)
+    create = functools.partial(state_lib.create_train_state, config, model, tx)
+    abstract = jax.eval_shape(create)
+    st_sharding = sharding.state_shardings(abstract, mesh)
+    state = jax.jit(create, out_shardings=st_sharding)()
+    state = jax.jit(_full_queue, out_shardings=st_sharding)(state, jax.random.key(1))
+
+    rng = np.random.default_rng(0)
+    d = config.model.mm_dim
+
+    def unit(n):
+        x = rng.normal(size=(n, d)).astype(np.float32)
+        return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+    batches = [
+        sharding.global_batch(
+            {
+                "imu": rng.normal(size=(batch, 250, 6)).astype(np.float32),
+                "video": unit(batch),
+                "text": unit(batch),
+                "has_video": np.ones(batch, bool),
+                "has_text": np.ones(batch, bool),
+            },
+            mesh,
+        )
+        for _ in range(3)
+    ]
+
+    if mode == "train":
+        fn = sharding.jit_train_step(
+            make_train_step(config, model, tx, state_lib.make_schedule(config)),
+            st_sharding,
+            mesh,
+        )
+        t0 = time.perf_counter()
+        compiled = fn.lower(state, batches[0]).compile()
+        compile_s = time.perf_counter() - t0
+
+        def one(i, st):
+            st, _ = compiled(st, batches[i % 3])
+            return jax.block_until_ready(st)
+
+        flops = 3 * 2 * flops_per_sample(config)["forward"] * batch  # fwd+bwd, two views
+        flops += 6 * 3 * 2 * batch * batch * d + 2 * batch * config.queue.size * d
+    else:
+        params = state.params["encoder"]
+        fwd = jax.jit(
+            lambda p, x: model.apply({"params": p}, x),
+            in_shardings=(sharding.replicated(mesh), sharding.batch_sharding(mesh)),
+        )
+        t0 = time.perf_counter()
+        compiled = fwd.lower(params, batches[0]["imu"]).compile()
+        compile_s = time.perf_counter() - t0
+
+        def one(i, st):
+            jax.block_until_ready(compiled(params, batches[i % 3]["imu"]))
+            return st
+
+        flops = flops_per_sample(config)["forward"] * batch
+
+    for i in range(warmup):
+        state = one(i, state)
+    times = []
+    for i in range(steps):
+        t0 = time.perf_counter()
+        state = one(i, state)
+        times.append(time.perf_counter() - t0)
+    med = statistics.median(times)
+    devs = mesh.devices.ravel().tolist()
+    return {
+        "mode": mode,
+        "batch": batch,
+        "samples_per_s": round(batch / med, 1),
+        "step_ms_median": round(med * 1e3, 3),
+        "step_ms_min": round(min(times) * 1e3, 3),
+        "step_ms_max": round(max(times) * 1e3, 3),
+        "compile_s": round(compile_s, 2),
+        "peak_mem_mb": _peak_mem_mb(devs),
+        "backend": jax.default_backend(),
+        "devices": len(devs),
+        "device_kind": devs[0].device_kind,
+        "compute_dtype": config.model.compute_dtype,
+        "queue_size": config.queue.size,
+        "gflop_per_step": round(flops / 1e9, 3),
+        "gflop_per_s": round(flops / med / 1e9, 2),
+        "steps": steps,
+        "warmup": warmup,
+        "jax": jax.__version__,
+    }
+
+
+def main(argv):
+    del argv
+    config = _CONFIG.value
+    if _DTYPE.value:
+        config.model.compute_dtype = _DTYPE.value
+    batch = _BATCH.value or config.data.batch_size
+    print(f"[bench] {_MODE.value} step, batch {batch}, {_STEPS.value} timed steps", file=sys.stderr)
+    result = run(
+        config,
+        batch=batch,
+        steps=_STEPS.value,
+        warmup=_WARMUP.value,
+        mode=_MODE.value,
+        devices_on_axis=_DEVICES.value,
+    )
+    print(json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    app.run(main)
