@@ -1,0 +1,275 @@
+"""Few-shot reports: build, merge, validate and write ``fewshot.json``, a table and plots.
+
+Typical use::
+
+    res = {"realworld": run_fewshot(...), "egoexo4d": run_fewshot(...)}
+    report = make_report(res, encoder_checkpoint=ckpt, embedding_key="mmcl")
+    write_report(report, workdir / "fewshot")    # fewshot.json, fewshot.md, fewshot_<ds>.png
+
+Reports of separate runs (PRIMUS, a baseline encoder, another probe) combine with
+:func:`merge_reports`, which refuses to mix datasets whose splits differ (label fingerprints)
+and, with ``prefixes``, namespaces method names (``"imu2clip/logreg"``). Every method entry
+points to its run's metadata (checkpoint, embedding key, seeds, hardware, software).
+The JSON layout is :data:`~primus_jax.evaluation.schema.FEWSHOT_SCHEMA`; it is validated before
+anything is written.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime
+import json
+import logging
+import os
+import platform
+import uuid
+from collections.abc import Mapping, Sequence
+from importlib import metadata
+
+import jax
+
+from primus_jax.evaluation import plots as plots_lib
+from primus_jax.evaluation import schema as schema_lib
+
+log = logging.getLogger(__name__)
+
+_DATASET_FACTS = (
+    "num_classes",
+    "class_names",
+    "n_train_pool",
+    "n_test",
+    "train_class_counts",
+    "test_class_counts",
+    "unlabelled_dropped",
+    "label_fingerprint",
+)
+_RUN_FACTS = ("seed", "trials", "shots", "sampler")
+
+
+def _utc_now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _version(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def environment() -> tuple[dict, dict]:
+    """(hardware, software) descriptions for the run metadata. No host names or user names."""
+    devices = jax.devices()
+    hardware = {
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "processor": platform.processor() or None,
+        "cpu_count": os.cpu_count(),
+        "jax_backend": jax.default_backend(),
+        "jax_devices": sorted({d.device_kind for d in devices}),
+        "jax_device_count": len(devices),
+    }
+    software = {"python": platform.python_version()}
+    for pkg in ("primus_jax", "jax", "jaxlib", "optax", "numpy"):
+        software[pkg] = _version(pkg)
+    return hardware, software
+
+
+def make_report(
+    results: Mapping[str, dict],
+    *,
+    run_id: str | None = None,
+    encoder_checkpoint: str | None = None,
+    embedding_key: str | None = None,
+    notes: Mapping[str, object] | None = None,
+) -> dict:
+    """Wraps :func:`~primus_jax.evaluation.fewshot.run_fewshot` outputs into a report.
+
+    Args:
+        results: dataset name -> ``run_fewshot`` output; all from one run (same seed, trials,
+            shots and sampler).
+        run_id: key of this run in ``runs``; default ``run-<UTC time>-<random hex>``.
+        encoder_checkpoint: path or id of the encoder checkpoint that made the embeddings.
+        embedding_key: which output was probed (the reference uses the ``mmcl`` head).
+        notes: free-form JSON-serialisable metadata (config hash, git commit, ...).
+
+    Returns:
+        A report dict matching the schema.
+    """
+    if not results:
+        raise ValueError("no datasets given")
+    created = _utc_now()
+    run_id = run_id or f"run-{created.replace(':', '').replace('-', '')}-{uuid.uuid4().hex[:6]}"
+    first = next(iter(results.values()))
+    for name, res in results.items():
+        diffs = [key for key in _RUN_FACTS if res[key] != first[key]]
+        if diffs:
+            raise ValueError(f"dataset {name!r} differs from the others in {diffs}; one run each")
+    hardware, software = environment()
+    run = {
+        "created_utc": created,
+        "encoder_checkpoint": None if encoder_checkpoint is None else str(encoder_checkpoint),
+        "embedding_key": embedding_key,
+        **{key: copy.deepcopy(first[key]) for key in _RUN_FACTS},
+        "hardware": hardware,
+        "software": software,
+        "notes": dict(notes or {}),
+        "timing_s": {name: copy.deepcopy(res["timing_s"]) for name, res in results.items()},
+    }
+    datasets = {}
+    for name, res in results.items():
+        entry = {key: copy.deepcopy(res[key]) for key in _DATASET_FACTS}
+        entry["methods"] = {
+            method: {
+                "run_id": run_id,
+                "probe": m["probe"],
+                "config": copy.deepcopy(m["config"]),
+                "embedding_dim": res["embedding_dim"],
+                "checks": copy.deepcopy(res["checks"]),
+                "results": copy.deepcopy(m["results"]),
+            }
+            for method, m in res["methods"].items()
+        }
+        datasets[name] = entry
+    report = {
+        "schema": schema_lib.SCHEMA_VERSION,
+        "created_utc": created,
+        "runs": {run_id: run},
+        "datasets": datasets,
+    }
+    schema_lib.validate(report)
+    return report
+
+
+def merge_reports(reports: Sequence[dict], *, prefixes: Sequence[str] | None = None) -> dict:
+    """Combines reports of several runs into one.
+
+    Args:
+        reports: reports (e.g. from :func:`load_report`), each valid against the schema.
+        prefixes: optional, one per report: its method names become ``"<prefix>/<method>"``.
+            Needed when two runs used the same method names on the same dataset.
+
+    Returns:
+        A new report. Raises ValueError if a dataset's splits differ between reports, if a
+        (dataset, method) pair occurs twice, or if one run id carries different metadata.
+    """
+    if prefixes is not None and len(prefixes) != len(reports):
+        raise ValueError("need one prefix per report")
+    merged = {
+        "schema": schema_lib.SCHEMA_VERSION,
+        "created_utc": _utc_now(),
+        "runs": {},
+        "datasets": {},
+    }
+    for i, report in enumerate(reports):
+        schema_lib.validate(report)
+        for run_id, run in report["runs"].items():
+            if run_id in merged["runs"] and merged["runs"][run_id] != run:
+                raise ValueError(f"run id {run_id!r} occurs with different metadata")
+            merged["runs"][run_id] = copy.deepcopy(run)
+        for name, ds in report["datasets"].items():
+            target = merged["datasets"].setdefault(
+                name, {**{k: copy.deepcopy(ds[k]) for k in _DATASET_FACTS}, "methods": {}}
+            )
+            for key in _DATASET_FACTS:
+                if target[key] != ds[key]:
+                    raise ValueError(
+                        f"dataset {name!r}: {key} differs between reports; "
+                        "results on different splits cannot share a table"
+                    )
+            for method, entry in ds["methods"].items():
+                new_name = method if prefixes is None else f"{prefixes[i]}/{method}"
+                if new_name in target["methods"]:
+                    raise ValueError(f"dataset {name!r}: method {new_name!r} occurs twice")
+                target["methods"][new_name] = copy.deepcopy(entry)
+    schema_lib.validate(merged)
+    return merged
+
+
+def load_report(path: str | os.PathLike) -> dict:
+    """Reads and validates a ``fewshot.json``."""
+    with open(path, encoding="utf-8") as f:
+        report = json.load(f)
+    schema_lib.validate(report)
+    return report
+
+
+def _cell(entry: dict | None, metric: str) -> str:
+    if entry is None:
+        return "–"
+    m = entry[metric]
+    text = f"{100 * m['mean']:.1f}"
+    if m["stderr"] is not None:
+        text += f" ± {100 * m['stderr']:.1f}"
+    return text + (" †" if entry["truncated_classes"] else "")
+
+
+def to_markdown(report: dict, metrics: Sequence[str] = ("accuracy", "macro_f1")) -> str:
+    """Markdown tables: one per dataset and metric, rows = methods, columns = k.
+
+    Cells read ``mean ± stderr`` in percent; ``†`` marks k values where some class had fewer
+    than k train windows (all of them were used). k = 0 is the zero-shot column.
+    """
+    lines = ["# Few-shot linear probing", ""]
+    lines.append(f"Schema `{report['schema']}`, created {report['created_utc']}.")
+    lines.append("")
+    for run_id, run in report["runs"].items():
+        lines.append(
+            f"- run `{run_id}`: checkpoint `{run['encoder_checkpoint']}`, embedding "
+            f"`{run['embedding_key']}`, seed {run['seed']}, {run['trials']} trials, "
+            f"sampler `{run['sampler']}`, {run['hardware']['jax_backend']} backend."
+        )
+    for name, ds in report["datasets"].items():
+        ks = sorted({int(k) for m in ds["methods"].values() for k in m["results"]})
+        header = ["method"] + ["zero-shot" if k == 0 else f"k={k}" for k in ks]
+        for metric in metrics:
+            lines += ["", f"## {name}: {metric.replace('_', '-')} (%)", ""]
+            lines.append(
+                f"{ds['num_classes']} classes, {ds['n_test']} test windows, "
+                f"train pool {ds['n_train_pool']}; mean ± standard error over trials."
+            )
+            lines += ["", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+            for method, m in ds["methods"].items():
+                cells = [_cell(m["results"].get(str(k)), metric) for k in ks]
+                lines.append("| " + " | ".join([method, *cells]) + " |")
+        if any(
+            e["truncated_classes"] for m in ds["methods"].values() for e in m["results"].values()
+        ):
+            lines += ["", "† some classes had fewer than k train windows; all of them were used."]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(
+    report: dict,
+    outdir: str | os.PathLike,
+    *,
+    plots: bool = True,
+    plot_metric: str = "accuracy",
+) -> dict[str, str]:
+    """Validates ``report`` and writes ``fewshot.json``, ``fewshot.md`` and one PNG per dataset.
+
+    Plots need matplotlib (the ``[plots]`` extra); without it they are skipped with a warning.
+
+    Returns:
+        File kind (``"json"``, ``"markdown"``, ``"plot:<dataset>"``) -> path written.
+    """
+    schema_lib.validate(report)
+    os.makedirs(outdir, exist_ok=True)
+    paths = {
+        "json": os.path.join(outdir, "fewshot.json"),
+        "markdown": os.path.join(outdir, "fewshot.md"),
+    }
+    with open(paths["json"], "w", encoding="utf-8") as f:
+        json.dump(report, f, indent=1, allow_nan=False)
+        f.write("\n")
+    with open(paths["markdown"], "w", encoding="utf-8") as f:
+        f.write(to_markdown(report))
+    if plots:
+        try:
+            for name in report["datasets"]:
+                path = os.path.join(outdir, f"fewshot_{plots_lib.safe_name(name)}.png")
+                plots_lib.plot_dataset(report, name, path, metric=plot_metric)
+                paths[f"plot:{name}"] = path
+        except plots_lib.MissingMatplotlib as e:
+            log.warning("%s; skipping plots", e)
+    return paths
