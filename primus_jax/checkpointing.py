@@ -156,16 +156,17 @@ def resolve_checkpoint(path) -> tuple[epath.Path, int]:
     return p, steps[-1]
 
 
-def load_encoder_params(path):
-    """Restores only what inference and evaluation need from a training checkpoint.
+def load_checkpoint_params(path):
+    """Restores the trainable parameters (encoder and temperatures) of a checkpoint.
 
     Args:
       path: a workdir, its ``checkpoints/`` directory, or one ``checkpoints/<step>`` folder.
 
     Returns:
-      ``(encoder_params, config_dict, step)``: the linen ``params`` of the encoder as numpy
-      arrays, the run's config as a plain dict (from the checkpoint's metadata, or
-      ``<workdir>/config.json`` for older checkpoints), and the step.
+      ``(params, config_dict, step)``: ``params = {"encoder": <linen params>,
+      "log_tau_mm": ..., "log_tau_ss": ..., ...}`` as numpy arrays (independent of the
+      device topology it was saved on), the run's config as a plain dict (from the
+      checkpoint's metadata, or ``<workdir>/config.json``), and the step.
     """
     import json
 
@@ -174,15 +175,20 @@ def load_encoder_params(path):
     ckpt_dir, step = resolve_checkpoint(path)
     handler = ocp.PyTreeCheckpointer()
     state_dir = ckpt_dir / str(step) / "state"
-    # Restore as host numpy arrays: independent of the device topology it was saved on.
     tree = handler.metadata(state_dir).item_metadata.tree
     args = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), tree)
     restored = handler.restore(state_dir, restore_args=args)
-    params = restored["params"]["encoder"]
     meta_file = ckpt_dir / str(step) / "meta" / "metadata"
     config = None
     if meta_file.exists():
         config = json.loads(meta_file.read_text()).get("config")
     if config is None and (ckpt_dir.parent / "config.json").exists():
         config = json.loads((ckpt_dir.parent / "config.json").read_text())
-    return params, config, step
+    return restored["params"], config, step
+
+
+def load_encoder_params(path):
+    """``(encoder_params, config_dict, step)``: what inference needs from a checkpoint (see
+    :func:`load_checkpoint_params`)."""
+    params, config, step = load_checkpoint_params(path)
+    return params["encoder"], config, step

@@ -37,7 +37,13 @@ def main(argv):
     from primus_jax import train
 
     logging.info("JAX %s: %s", jax.__version__, jax.devices())
-    train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+    config = _CONFIG.value
+    if config.get("mode", "pretrain") == "fewshot":
+        from primus_jax import evaluate
+
+        evaluate.evaluate(config, _WORKDIR.value)
+    else:
+        train.train_and_evaluate(config, _WORKDIR.value)
 
 
 def run():

@@ -1,0 +1,218 @@
+"""Few-shot evaluation of a (frozen) encoder: ``evaluate(config, workdir)``.
+
+    python -m primus_jax.main --config=configs/fewshot.py \
+        --config.checkpoint=runs/hapt --config.data=uci_hapt/minilm --workdir=runs/hapt_eval
+
+Steps: load the encoder (an empty ``checkpoint`` = random init: the random-init baseline) ->
+load the labelled dataset (TFDS name or ``npz:<path>``) -> embed train and test windows once,
+jitted and sharded over the devices, the last partial batch padded and masked -> zero-shot
+from class prompts (when the dataset's text encoder is available and matches the encoder's
+``mmcl`` width) -> k-shot probes (``primus_jax.evaluation``) and, optionally, Standard
+Training -> IMU<->text retrieval on the test split when it carries text -> ``fewshot.json``,
+``fewshot.md`` and a plot in ``workdir``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import logging
+
+from primus_jax import sharding
+from primus_jax.data import labelled
+from primus_jax.data.tfds_input import padded_batches
+
+
+def embed_windows(model, params, imu: np.ndarray, *, batch_size: int = 512, mesh=None) -> dict:
+    """Runs the encoder over ``imu`` (N, 250, 6) once: dict of (N, D) numpy arrays.
+
+    One compiled shape: batches of ``batch_size`` (rounded up to a multiple of the device
+    count), the last one padded and its padding dropped, the batch sharded over ``data``.
+    """
+    if mesh is None:
+        mesh = jax.make_mesh(
+            (jax.device_count(),), (sharding.DATA_AXIS,), axis_types=(jax.sharding.AxisType.Auto,)
+        )
+    n_dev = mesh.shape[sharding.DATA_AXIS]
+    batch_size = -(-min(batch_size, max(len(imu), 1)) // n_dev) * n_dev
+    fwd = jax.jit(
+        lambda p, x: model.apply({"params": p}, x),
+        in_shardings=(sharding.replicated(mesh), sharding.batch_sharding(mesh)),
+        out_shardings=sharding.replicated(mesh),
+    )
+    params = jax.device_put(params, sharding.replicated(mesh))
+    parts: dict[str, list] = {}
+    for idx, mask in padded_batches(len(imu), batch_size):
+        out = jax.device_get(fwd(params, jnp.asarray(imu[idx])))
+        for k, v in out.items():
+            parts.setdefault(k, []).append(np.asarray(v)[mask])
+    return {k: np.concatenate(v) for k, v in parts.items()}
+
+
+def load_encoder_for_eval(config):
+    """``(model, params, log_tau_mm, description)`` from ``config.checkpoint`` or random init."""
+    from primus_jax import checkpointing
+    from primus_jax import config as config_lib
+    from primus_jax import state as state_lib
+
+    base = config_lib.base_config()
+    if config.checkpoint:
+        params, run_config, step = checkpointing.load_checkpoint_params(config.checkpoint)
+        if run_config and "model" in run_config:
+            base.model.update(run_config["model"])
+        model = state_lib.make_model(base)
+        log_tau = float(params.get("log_tau_mm", np.log(0.1)))
+        return model, params["encoder"], log_tau, f"{config.checkpoint} (step {step})"
+    base.model.update(config.model.to_dict())
+    model = state_lib.make_model(base)
+    init_key, _ = state_lib.root_keys(config.seed)
+    params = model.init(init_key, jnp.zeros((1, 250, 6)))["params"]
+    return model, jax.device_get(params), float(np.log(base.loss.tau_init)), "random init"
+
+
+def _prompt_embeddings(config, data: labelled.LabelledData, mm_dim: int):
+    """(C, P, D) prompt embeddings with the dataset's text encoder, or None with a reason."""
+    encoder = config.text_encoder or data.text_encoder
+    if encoder in (None, "", "none") or not data.prompts:
+        return None, "no text encoder for this dataset"
+    try:
+        from primus_jax.embed import embed_texts
+    except ImportError as e:  # the [text] extra is missing
+        return None, f"text encoder unavailable ({e})"
+    try:
+        flat = [p for ps in data.prompts for p in ps]
+        emb = embed_texts(flat, encoder=encoder, model_dir=config.text_encoder_dir or None)
+    except Exception as e:
+        return None, f"could not embed prompts with {encoder}: {e}"
+    if emb.shape[1] != mm_dim:
+        return None, f"{encoder} is {emb.shape[1]}-d but the encoder's mmcl head is {mm_dim}-d"
+    out, i = [], 0
+    for ps in data.prompts:
+        out.append(emb[i : i + len(ps)])
+        i += len(ps)
+    return out, None
+
+
+def _retrieval(data: labelled.LabelledData, test_emb: dict, mm_dim: int):
+    from primus_jax.evaluation import retrieval
+
+    s = data.test
+    if s.text_emb is None or s.has_text is None or not s.has_text.any():
+        return None
+    if s.text_emb.shape[1] != mm_dim:
+        return None
+    keep = np.flatnonzero(s.has_text)
+    texts = np.asarray(s.text)[keep]
+    # Windows often share a sentence (templated text): any window with the same text counts.
+    return retrieval.retrieval_metrics(
+        test_emb["mmcl"][keep], s.text_emb[keep], match="group", groups=texts
+    )
+
+
+def evaluate(config, workdir: str) -> dict:
+    """Runs the evaluation described by ``configs/fewshot.py``; returns the report."""
+    from primus_jax import evaluation as ev
+
+    t0 = time.perf_counter()
+    os.makedirs(workdir, exist_ok=True)
+    model, params, log_tau_mm, desc = load_encoder_for_eval(config)
+    data = labelled.load_labelled(
+        config.data,
+        data_dir=config.data_dir,
+        train_split=config.train_split,
+        test_split=config.test_split,
+        seed=config.seed,
+        prepare=config.prepare,
+    )
+    t_embed = time.perf_counter()
+    train_emb = embed_windows(model, params, data.train.imu, batch_size=config.batch_size)
+    test_emb = embed_windows(model, params, data.test.imu, batch_size=config.batch_size)
+    logging.info(
+        "eval: embedded %d + %d windows in %.1f s",
+        len(data.train),
+        len(data.test),
+        time.perf_counter() - t_embed,
+    )
+    key = config.embedding
+    mm_dim = test_emb["mmcl"].shape[1]
+    prompts, why_not = (None, "disabled")
+    if config.zeroshot and key == "mmcl":
+        prompts, why_not = _prompt_embeddings(config, data, mm_dim)
+    if why_not:
+        logging.info("eval: no zero-shot (%s)", why_not)
+    methods = [m.strip() for m in config.methods.split(",") if m.strip()]
+    probe_methods = [m for m in methods if m != "standard_training"]
+    if prompts is None:
+        probe_methods = [m for m in probe_methods if m not in ("logreg_zs", "zeroshot")]
+    elif "zeroshot" not in probe_methods and config.zeroshot:
+        probe_methods.append("zeroshot")
+    shots = [int(k) for k in config.shots.split(",")]
+    method_cfgs = ev.resolve_methods(probe_methods, prompts is not None)
+    if "logreg_zs" in method_cfgs:
+        # Start the probe at the zero-shot classifier scaled by the learned 1/tau.
+        import dataclasses
+
+        method_cfgs["logreg_zs"] = dataclasses.replace(
+            method_cfgs["logreg_zs"], init_scale=float(np.exp(-log_tau_mm))
+        )
+    results = ev.run_fewshot(
+        train_emb[key],
+        data.train.y,
+        test_emb[key],
+        data.test.y,
+        shots=shots,
+        trials=config.trials,
+        seed=config.seed,
+        methods=method_cfgs,
+        class_prompt_emb=prompts,
+        num_classes=data.num_classes,
+        class_names=data.class_names,
+        train_ids=data.train.ids,
+        test_ids=data.test.ids,
+    )
+    if "standard_training" in methods:
+        from primus_jax.baselines import supervised
+
+        st_shots = [int(k) for k in (config.standard_training_shots or config.shots).split(",")]
+        st = supervised.run_supervised_sweep(
+            data.train.imu,
+            data.train.y,
+            data.test.imu,
+            data.test.y,
+            shots=st_shots,
+            trials=config.trials,
+            seed=config.seed,
+            num_classes=data.num_classes,
+            class_names=data.class_names,
+            train_ids=data.train.ids,
+            test_ids=data.test.ids,
+            steps=config.standard_training_steps or None,
+        )
+        results["methods"]["standard_training"] = st["methods"]["standard_training"]
+        results["timing_s"]["standard_training"] = st["timing_s"]["standard_training"]
+    notes = {
+        "encoder": desc,
+        "dataset": config.data,
+        "zeroshot": why_not or "yes",
+        "wall_s": round(time.perf_counter() - t0, 1),
+    }
+    retr = _retrieval(data, test_emb, mm_dim) if config.retrieval else None
+    if retr is not None:
+        notes["retrieval_test"] = retr
+        logging.info("eval: retrieval on %s test: %s", config.data, json.dumps(retr))
+    report = ev.make_report(
+        {data.name: results},
+        run_id=config.run_name or None,
+        encoder_checkpoint=config.checkpoint or None,
+        embedding_key=key,
+        notes=notes,
+    )
+    paths = ev.write_report(report, workdir)
+    logging.info("eval: wrote %s", ", ".join(paths.values()))
+    logging.info("\n%s", ev.to_markdown(report))
+    return report
