@@ -155,7 +155,7 @@ def run(config, *, batch, steps, warmup, mode, devices_on_axis=-1) -> dict:
     else:
         params = state.params["encoder"]
         fwd = jax.jit(
-            lambda p, x: model.apply({"params": p}, x),
+            sharding.under_mesh(lambda p, x: model.apply({"params": p}, x), mesh),
             in_shardings=(sharding.replicated(mesh), sharding.batch_sharding(mesh)),
         )
         t0 = time.perf_counter()

@@ -41,7 +41,7 @@ def embed_windows(model, params, imu: np.ndarray, *, batch_size: int = 512, mesh
     n_dev = mesh.shape[sharding.DATA_AXIS]
     batch_size = -(-min(batch_size, max(len(imu), 1)) // n_dev) * n_dev
     fwd = jax.jit(
-        lambda p, x: model.apply({"params": p}, x),
+        sharding.under_mesh(lambda p, x: model.apply({"params": p}, x), mesh),
         in_shardings=(sharding.replicated(mesh), sharding.batch_sharding(mesh)),
         out_shardings=sharding.replicated(mesh),
     )

@@ -54,10 +54,26 @@ def global_batch(local_batch: dict, mesh) -> dict:
     }
 
 
+def data_parallel(mesh):
+    """Context for tracing code that runs on ``mesh``: lets the encoder run its GRU per device
+    (``models.gru.data_parallel_gru``). Use it inside the function given to ``jax.jit``."""
+    return jax.sharding.use_abstract_mesh(mesh.abstract_mesh)
+
+
+def under_mesh(fn, mesh):
+    """``fn`` traced with :func:`data_parallel` for ``mesh``."""
+
+    def wrapped(*args, **kwargs):
+        with data_parallel(mesh):
+            return fn(*args, **kwargs)
+
+    return wrapped
+
+
 def jit_train_step(train_step, state_sharding, mesh):
     """Compiles ``train_step`` with explicit shardings and a donated state."""
     return jax.jit(
-        train_step,
+        under_mesh(train_step, mesh),
         in_shardings=(state_sharding, batch_sharding(mesh)),
         out_shardings=(state_sharding, replicated(mesh)),
         donate_argnums=(0,),

@@ -184,3 +184,33 @@ def test_cli_reports_config_errors(tmp_path):
     assert "config.queue.size" in r.stderr
     r = _run_main(["--config=configs/smoke.py", f"--workdir={tmp_path}", "--config.qeue.size=4"])
     assert r.returncode != 0 and "qeue" in r.stderr
+
+
+def test_no_collectives_inside_the_gru_loops():
+    # The GRU runs per device (shard_map): its backward scan accumulates local weight
+    # gradients and the data-parallel all-reduce happens once after the loop, not 32 times.
+    import functools
+    import re
+
+    from primus_jax import input_pipeline, sharding
+    from primus_jax import state as state_lib
+    from primus_jax.train_step import make_train_step
+
+    c = tiny_config()
+    mesh = sharding.make_mesh(c)
+    model, tx = state_lib.make_model(c), state_lib.make_optimizer(c)
+    create = functools.partial(state_lib.create_train_state, c, model, tx)
+    sh = sharding.state_shardings(jax.eval_shape(create), mesh)
+    st = jax.jit(create, out_shardings=sh)()
+    step = sharding.jit_train_step(
+        make_train_step(c, model, tx, state_lib.make_schedule(c)), sh, mesh
+    )
+    batch = sharding.global_batch(next(input_pipeline.make_train_iterator(c)), mesh)
+    hlo = step.lower(st, batch).compile().as_text()
+    bodies = set(re.findall(r"body=%?([\w.\-]+)", hlo))
+    assert bodies, "expected while loops (the GRU scans)"
+    for comp in re.split(r"\n(?=\S.*\{)", hlo):
+        name = comp.split(" ", 1)[0].lstrip("%")
+        if name in bodies:
+            assert not re.search(r"all-reduce|all-gather|reduce-scatter", comp), name
+    assert "all-reduce" in hlo  # the gradients are still reduced, once

@@ -58,7 +58,7 @@ class ResidentData:
             return train_step(state, self.batch(arrays, state.step))
 
         return jax.jit(
-            step,
+            sharding.under_mesh(step, self.mesh),
             in_shardings=(state_sharding, self.array_sharding),
             out_shardings=(state_sharding, sharding.replicated(self.mesh)),
             donate_argnums=(0,),

@@ -42,7 +42,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from primus_jax.models.gru import gru_final_state
+from primus_jax.models.gru import data_parallel_gru
 
 GRU_ORIENTATIONS = ("channels", "time")
 
@@ -86,7 +86,7 @@ class TorchGRU(nn.Module):
         w_hh = self.param("w_hh", init, (self.hidden, 3 * self.hidden))
         b_ih = self.param("b_ih", init, (3 * self.hidden,))
         b_hh = self.param("b_hh", init, (3 * self.hidden,))
-        return gru_final_state(x, w_ih, w_hh, b_ih, b_hh, self.compute_dtype)
+        return data_parallel_gru(x, w_ih, w_hh, b_ih, b_hh, self.compute_dtype)
 
 
 class TorchLinear(nn.Module):
