@@ -1,0 +1,333 @@
+"""Serialized StableHLO export of the encoder (``jax.export``), with size and CPU latency.
+
+    python -m primus_jax.tools.export --checkpoint runs/primus --output primus.stablehlo \\
+        [--batch_size 0] [--platforms cpu,cuda,tpu] [--runs 30] [--tflite primus.tflite]
+
+Writes ``primus.stablehlo`` (the serialized ``jax.export.Exported``: StableHLO with the weights
+baked in as constants) and ``primus.stablehlo.json`` (input/output description, provenance),
+checks the artifact against ``PrimusEncoder.apply`` and prints the file size and the median
+CPU latency per window at batch 1 and 64.
+
+The batch dimension is symbolic by default (``--batch_size 0``): one artifact serves any batch
+size (the GRU's ``lax.scan`` and the custom-VJP forward export fine with a symbolic batch).
+Pass ``--batch_size N`` for a fixed shape. Lowered for CPU, CUDA and TPU by default.
+
+Using the artifact (needs only jax and ``flatbuffers``, not primus_jax)::
+
+    exp = jax.export.deserialize(open("primus.stablehlo", "rb").read())
+    out = exp.call(windows)     # (B, 250, 6) float32, 50 Hz, m/s² and rad/s
+    out["mmcl"]                 # (B, mm_dim)
+
+TFLite (optional, ``--tflite PATH``; needs ``tensorflow-cpu``, not a dependency of this
+project): a fixed-batch CPU export is wrapped by ``jax2tf`` (native serialization), saved as a
+SavedModel with one signature ``embed(imu) -> {emb, ssl, mmcl}`` and converted with
+``TFLITE_BUILTINS`` only. A symbolic batch does not convert: it lowers slices to
+``dynamic_gather``, which the TFLite StableHLO legaliser rejects (TF 2.21).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+DEFAULT_PLATFORMS = ("cpu", "cuda", "tpu")
+BENCH_BATCHES = (1, 64)
+TFLITE_INSTALL = "pip install tensorflow-cpu==2.21.0 (about 1.4 GB)"
+
+
+def export_encoder(
+    params: Mapping,
+    config: Mapping | None = None,
+    *,
+    batch_size: int | None = None,
+    platforms: Sequence[str] = DEFAULT_PLATFORMS,
+):
+    """Exports the float32 encoder forward pass with ``params`` baked in.
+
+    Args:
+      params: the encoder's linen ``params``.
+      config: the run's config dict (for ``model.gru_over``).
+      batch_size: a fixed batch size, or ``None`` for a symbolic batch dimension ``b``.
+      platforms: lowering platforms (``"cpu"``, ``"cuda"``, ``"rocm"``, ``"tpu"``).
+
+    Returns:
+      A ``jax.export.Exported``: ``(b, 250, 6) float32 -> {"emb", "ssl", "mmcl"}: (b, D)``.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    from primus_jax.inference import CHANNELS, WINDOW_T, build_model
+
+    model = build_model(params, config)
+    consts = jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), params)
+
+    def forward(x):
+        return model.apply({"params": consts}, x)
+
+    if batch_size is None:
+        (b,) = jax.export.symbolic_shape("b")
+    else:
+        if batch_size <= 0:
+            raise ValueError(f"batch_size must be positive or None, got {batch_size}")
+        b = batch_size
+    spec = jax.ShapeDtypeStruct((b, WINDOW_T, CHANNELS), jnp.float32)
+    return jax.export.export(jax.jit(forward), platforms=tuple(platforms))(spec)
+
+
+def serialize(exported) -> bytes:
+    """``exported.serialize()`` with a clear message when ``flatbuffers`` is missing."""
+    try:
+        return bytes(exported.serialize())
+    except ImportError as e:
+        raise ImportError(
+            f"{e}. jax.export serialization needs the 'flatbuffers' package: "
+            "pip install flatbuffers"
+        ) from None
+
+
+def load(path: str | os.PathLike):
+    """Deserializes an exported encoder written by :func:`save`."""
+    import jax
+
+    with open(path, "rb") as f:
+        return jax.export.deserialize(bytearray(f.read()))
+
+
+def save(exported, path: str | os.PathLike, metadata: Mapping | None = None) -> int:
+    """Writes the serialized artifact and a ``<path>.json`` description; returns its size."""
+    import jax
+
+    blob = serialize(exported)
+    with open(path, "wb") as f:
+        f.write(blob)
+    (in_aval,) = exported.in_avals
+    outs = jax.tree.unflatten(exported.out_tree, exported.out_avals)
+    desc = {
+        "format": "jax.export.Exported, serialized (StableHLO); load with "
+        "jax.export.deserialize(bytes).call(x)",
+        "jax_version": jax.__version__,
+        "calling_convention_version": exported.calling_convention_version,
+        "platforms": list(exported.platforms),
+        "input": {
+            "shape": [str(d) for d in in_aval.shape],
+            "dtype": str(in_aval.dtype),
+            "layout": "channels_last (batch, 250 samples, 6 channels)",
+            "channels": "ax, ay, az (m/s^2, with gravity), gx, gy, gz (rad/s)",
+            "rate_hz": 50,
+        },
+        "outputs": {k: [str(d) for d in v.shape] for k, v in outs.items()},
+        "bytes": len(blob),
+        **dict(metadata or {}),
+    }
+    with open(f"{os.fspath(path)}.json", "w") as f:
+        json.dump(desc, f, indent=2)
+    return len(blob)
+
+
+def cpu_latency(exported, batch: int, *, runs: int = 30, warmup: int = 3) -> dict:
+    """Median wall time of ``exported.call`` on one CPU device at ``batch`` windows.
+
+    Returns:
+      ``{"batch", "median_ms", "per_window_ms", "runs"}``.
+    """
+    import jax
+
+    cpu = jax.devices("cpu")[0]
+    x = np.random.default_rng(0).normal(size=(batch, 250, 6)).astype(np.float32)
+    x[..., 2] += 9.8
+    with jax.default_device(cpu):
+        fn = jax.jit(exported.call)
+        xd = jax.device_put(x, cpu)
+        for _ in range(warmup):
+            jax.block_until_ready(fn(xd))
+        times = []
+        for _ in range(runs):
+            t0 = time.perf_counter()
+            jax.block_until_ready(fn(xd))
+            times.append(time.perf_counter() - t0)
+    med = statistics.median(times) * 1e3
+    return {"batch": batch, "median_ms": med, "per_window_ms": med / batch, "runs": runs}
+
+
+def max_abs_diff(exported, params, config, x: np.ndarray) -> dict:
+    """Largest |exported - PrimusEncoder.apply| per output on ``x`` (CPU)."""
+    import jax
+
+    from primus_jax.inference import build_model
+
+    model = build_model(params, config)
+    with jax.default_device(jax.devices("cpu")[0]):
+        got = exported.call(x)
+        want = model.apply({"params": params}, x)
+        return {k: float(np.max(np.abs(np.asarray(got[k]) - np.asarray(want[k])))) for k in want}
+
+
+def to_tflite(exported) -> bytes:
+    """Converts a fixed-batch export with a CPU lowering to a TFLite flatbuffer.
+
+    Args:
+      exported: from :func:`export_encoder` with an integer ``batch_size`` and ``"cpu"`` among
+        its platforms.
+
+    Returns:
+      The ``.tflite`` bytes: signature ``embed``, input ``imu`` ``(B, 250, 6)`` float32,
+      outputs ``emb``, ``ssl``, ``mmcl``.
+
+    Raises:
+      ImportError: TensorFlow is not installed.
+      ValueError: the export has a symbolic batch or no CPU lowering.
+    """
+    try:
+        import tensorflow as tf
+        from jax.experimental import jax2tf
+    except ImportError as e:
+        raise ImportError(f"TFLite export needs TensorFlow: {TFLITE_INSTALL} ({e})") from None
+    (aval,) = exported.in_avals
+    if not all(isinstance(d, int) for d in aval.shape):
+        raise ValueError(
+            "TFLite needs a fixed batch size (--batch_size N): a symbolic batch lowers to "
+            "dynamic gathers that the TFLite converter rejects"
+        )
+    if "cpu" not in exported.platforms:
+        raise ValueError(f"TFLite needs a CPU lowering; the export has {exported.platforms}")
+    fn = jax2tf.convert(exported.call, native_serialization_platforms=("cpu",), with_gradient=False)
+    module = tf.Module()
+    module.embed = tf.function(
+        lambda imu: dict(fn(imu)),
+        input_signature=[tf.TensorSpec(tuple(aval.shape), tf.float32, name="imu")],
+        autograph=False,
+    )
+    # Via a SavedModel so the flatbuffer keeps a named signature (from_concrete_functions
+    # drops it and the outputs become Identity_N).
+    with tempfile.TemporaryDirectory() as d:
+        tf.saved_model.save(module, d, signatures={"embed": module.embed.get_concrete_function()})
+        converter = tf.lite.TFLiteConverter.from_saved_model(d, signature_keys=["embed"])
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+        return bytes(converter.convert())
+
+
+def check_tflite(blob: bytes, exported, *, runs: int = 30) -> dict:
+    """Runs a TFLite model against ``exported`` on random windows; returns diffs and latency.
+
+    Returns:
+      ``{"max_abs_diff": {key: float}, "median_ms": float, "per_window_ms": float}``.
+    """
+    import tensorflow as tf
+
+    (aval,) = exported.in_avals
+    b = int(aval.shape[0])
+    x = np.random.default_rng(2).normal(size=(b, 250, 6)).astype(np.float32)
+    x[..., 2] += 9.8
+    runner = tf.lite.Interpreter(model_content=blob).get_signature_runner("embed")
+    got = runner(imu=x)
+    want = exported.call(x)
+    diffs = {k: float(np.max(np.abs(got[k] - np.asarray(want[k])))) for k in want}
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        runner(imu=x)
+        times.append(time.perf_counter() - t0)
+    med = statistics.median(times) * 1e3
+    return {"max_abs_diff": diffs, "median_ms": med, "per_window_ms": med / b}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m primus_jax.tools.export",
+        description="Export a PRIMUS encoder checkpoint as serialized StableHLO (jax.export); "
+        "print its size and CPU latency per window.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--checkpoint", required=True, help="workdir, checkpoints/ or a step dir")
+    p.add_argument("--output", required=True, help="artifact path, e.g. primus.stablehlo")
+    p.add_argument("--batch_size", type=int, default=0, help="fixed batch; 0 = symbolic")
+    p.add_argument("--platforms", default=",".join(DEFAULT_PLATFORMS), help="comma separated")
+    p.add_argument("--runs", type=int, default=30, help="timed runs per batch size")
+    p.add_argument("--no_benchmark", action="store_true", help="skip the latency measurement")
+    p.add_argument(
+        "--tflite",
+        metavar="PATH",
+        help=f"also write a TFLite model (fixed batch: --batch_size or 1; {TFLITE_INSTALL})",
+    )
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from primus_jax import checkpointing
+
+    params, config, step = checkpointing.load_encoder_params(args.checkpoint)
+    fixed = args.batch_size or None
+    t0 = time.perf_counter()
+    platforms = tuple(p.strip() for p in args.platforms.split(",") if p.strip())
+    exp = export_encoder(params, config, batch_size=fixed, platforms=platforms)
+    out_dir = os.path.dirname(os.path.abspath(args.output))
+    os.makedirs(out_dir, exist_ok=True)
+    meta = {"checkpoint": os.path.abspath(args.checkpoint), "step": step}
+    size = save(exp, args.output, meta)
+    print(
+        f"exported step {step} of {args.checkpoint} -> {args.output}: "
+        f"{size / 2**20:.2f} MiB ({size:,} bytes), batch "
+        f"{'symbolic' if fixed is None else fixed}, platforms {','.join(platforms)}, "
+        f"{time.perf_counter() - t0:.1f} s"
+    )
+    reloaded = load(args.output)
+    check_b = fixed or 3
+    x = np.random.default_rng(1).normal(size=(check_b, 250, 6)).astype(np.float32)
+    x[..., 2] += 9.8
+    diffs = max_abs_diff(reloaded, params, config, x)
+    shown = ", ".join(f"{k} {v:.2e}" for k, v in diffs.items())
+    print(f"max |exported - PrimusEncoder.apply|: {shown}")
+    if max(diffs.values()) > 1e-5:
+        print("error: the exported model does not match the JAX model", file=sys.stderr)
+        return 1
+    if args.tflite:
+        rc = _write_tflite(args, params, config, step)
+        if rc:
+            return rc
+    if not args.no_benchmark:
+        if "cpu" not in reloaded.platforms:
+            print("no CPU lowering in the artifact: latency not measured")
+            return 0
+        for b in BENCH_BATCHES if fixed is None else (fixed,):
+            r = cpu_latency(reloaded, b, runs=args.runs)
+            print(
+                f"CPU latency, batch {b:3d}: median {r['median_ms']:8.2f} ms per call, "
+                f"{r['per_window_ms']:7.3f} ms per window ({r['runs']} runs)"
+            )
+    return 0
+
+
+def _write_tflite(args, params, config, step) -> int:
+    batch = args.batch_size or 1
+    exp = export_encoder(params, config, batch_size=batch, platforms=("cpu",))
+    try:
+        blob = to_tflite(exp)
+    except ImportError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    with open(args.tflite, "wb") as f:
+        f.write(blob)
+    r = check_tflite(blob, exp, runs=args.runs)
+    shown = ", ".join(f"{k} {v:.2e}" for k, v in r["max_abs_diff"].items())
+    print(
+        f"TFLite (step {step}, batch {batch}) -> {args.tflite}: {len(blob) / 2**20:.2f} MiB; "
+        f"max |tflite - exported|: {shown}; median {r['median_ms']:.2f} ms per call, "
+        f"{r['per_window_ms']:.3f} ms per window"
+    )
+    if max(r["max_abs_diff"].values()) > 1e-5:
+        print("error: the TFLite model does not match the JAX model", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,322 @@
+"""PyTorch checkpoint import: parity with a torch model, key layouts, errors, safe loading."""
+
+import argparse
+import json
+import os
+import pickle
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from primus_jax import checkpointing
+from primus_jax.config import base_config
+from primus_jax.models.encoder import PrimusEncoder
+from primus_jax.tools import import_torch
+
+torch = pytest.importorskip("torch")
+nn = torch.nn
+
+pytestmark = pytest.mark.torch
+
+
+class Block(nn.Module):
+    """The reference's conv block (reference-spec §1.1): the conv is ``net.0``."""
+
+    def __init__(self, c_in, c_out, k, pool="max"):
+        super().__init__()
+        pool_fn = nn.MaxPool1d(3) if pool == "max" else nn.AdaptiveAvgPool1d(32)
+        self.net = nn.Sequential(nn.Conv1d(c_in, c_out, k, dilation=2, bias=False), pool_fn)
+
+    def forward(self, x):
+        return self.net(x)
+
+
+class ReferenceEncoder(nn.Module):
+    """``MW2StackRNNPoolingMultihead``'s module tree, so the state_dict has its key names."""
+
+    def __init__(self, hidden=512, mm_dim=512):
+        super().__init__()
+        self.backbone = nn.Sequential(
+            nn.GroupNorm(2, 6),
+            Block(6, 32, 10),
+            Block(32, 32, 5),
+            Block(32, 32, 5, pool="adaptive"),
+            nn.GroupNorm(4, 32),
+            nn.GRU(batch_first=True, input_size=32, hidden_size=hidden),
+        )
+        self.ssl_head = nn.Linear(hidden, hidden)
+        self.mmcl_head = nn.Linear(hidden, mm_dim)
+
+    def forward(self, x):  # x: (B, 6, 250)
+        emb = self.backbone(x)[1][0]
+        return {"ssl": self.ssl_head(emb), "mmcl": self.mmcl_head(emb), "emb": emb}
+
+
+def _flat_names(sd):
+    """The same weights under the names of shared/bench/torch_reference_step.py."""
+    rename = {
+        "backbone.0.": "norm_in.",
+        "backbone.1.net.0.": "conv1.",
+        "backbone.2.net.0.": "conv2.",
+        "backbone.3.net.0.": "conv3.",
+        "backbone.4.": "norm_out.",
+        "backbone.5.": "gru.",
+    }
+    out = {}
+    for k, v in sd.items():
+        for old, new in rename.items():
+            if k.startswith(old):
+                k = new + k[len(old) :]
+        out[k] = v
+    return out
+
+
+def _make_torch_model(seed, **kw):
+    torch.manual_seed(seed)
+    m = ReferenceEncoder(**kw).eval()
+    with torch.no_grad():  # non-trivial GroupNorm affines, so a swapped scale/bias shows
+        for gn in (m.backbone[0], m.backbone[4]):
+            gn.weight.normal_(1.0, 0.3)
+            gn.bias.normal_(0.0, 0.3)
+    return m
+
+
+@pytest.fixture(scope="module")
+def torch_model():
+    return _make_torch_model(0)
+
+
+@pytest.fixture(scope="module")
+def inputs():
+    x = np.random.default_rng(0).normal(size=(4, 250, 6)).astype(np.float32)
+    x[..., 2] += 9.8
+    return x
+
+
+def _small_config():
+    """Paper defaults with a small synthetic set and queue, so an import takes ~1 s."""
+    c = base_config()
+    c.data.batch_size = 16
+    c.data.synthetic.num_examples = 64
+    c.queue.size = 64
+    return c
+
+
+def _torch_outputs(model, x):
+    with torch.no_grad():
+        out = model(torch.from_numpy(np.ascontiguousarray(x.transpose(0, 2, 1))))
+    return {k: v.numpy() for k, v in out.items()}
+
+
+def _jax_outputs(params, x, **kw):
+    out = PrimusEncoder(**kw).apply({"params": params}, jnp.asarray(x))
+    return {k: np.asarray(v) for k, v in out.items()}
+
+
+def _assert_parity(params, model, x, **kw):
+    want = _torch_outputs(model, x)
+    got = _jax_outputs(params, x, **kw)
+    assert set(got) == {"emb", "ssl", "mmcl"}
+    for k in want:
+        np.testing.assert_allclose(got[k], want[k], atol=1e-5, rtol=0, err_msg=k)
+
+
+def _lightning_ckpt(model, **extra_sd):
+    sd = {"imu_encoder." + k: v for k, v in model.state_dict().items()}
+    sd.update(extra_sd)
+    # Frozen CLIP4Clip weights and other modules the reference stores beside the encoder.
+    sd["text_encoder.model.text_model.embeddings.token_embedding.weight"] = torch.randn(50, 8)
+    sd["video_encoder.model.vision_model.post_layernorm.weight"] = torch.ones(8)
+    return {
+        "epoch": 7,
+        "global_step": 1234,
+        "pytorch-lightning_version": "2.0.9",
+        "state_dict": sd,
+        # Lightning pickles the CLI args: weights_only=True refuses an argparse.Namespace.
+        "hyper_parameters": {"args": argparse.Namespace(lr=2e-4, multihead=True, nnclr=True)},
+        "optimizer_states": [{"state": {}, "param_groups": [{"lr": 2e-4}]}],
+        "callbacks": {"ModelCheckpoint": {"best_model_score": torch.tensor(1.5)}},
+    }
+
+
+def _restored_log_taus(workdir):
+    import orbax.checkpoint as ocp
+
+    d, step = checkpointing.resolve_checkpoint(workdir)
+    h = ocp.PyTreeCheckpointer()
+    tree = h.metadata(d / str(step) / "state").item_metadata.tree
+    args = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), tree)
+    p = h.restore(d / str(step) / "state", restore_args=args)["params"]
+    return float(p["log_tau_mm"]), float(p["log_tau_ss"])
+
+
+def test_lightning_checkpoint_imports_with_parity(tmp_path, torch_model, inputs):
+    ckpt = tmp_path / "primus.ckpt"
+    torch.save(
+        _lightning_ckpt(
+            torch_model,
+            **{
+                "mmcl_loss.temperature": nn.Parameter(torch.tensor(0.07)),
+                "ssl_loss.temperature": nn.Parameter(torch.tensor(0.2)),
+            },
+        ),
+        ckpt,
+    )
+    with pytest.raises(pickle.UnpicklingError):  # the restricted fallback is really exercised
+        torch.load(ckpt, weights_only=True)
+
+    summary = import_torch.import_checkpoint(ckpt, tmp_path / "run", _small_config())
+    assert summary["loader"] == "restricted_unpickler"
+    assert summary["format"] == "lightning" and summary["epoch"] == 7
+    assert summary["layout"] == "reference" and summary["prefix"] == "imu_encoder."
+    assert summary["used_keys"] == 17  # 15 encoder tensors + 2 temperatures
+    assert summary["ignored_keys"] == 2
+    assert summary["temperatures"]["log_tau_mm"]["source"] == "checkpoint"
+
+    params, config, step = checkpointing.load_encoder_params(tmp_path / "run")
+    assert step == 0 and config["model"]["mm_dim"] == 512
+    meta = json.loads((tmp_path / "run/checkpoints/0/meta/metadata").read_text())
+    assert meta["imported_from"]["sha256"] == summary["sha256"]
+    _assert_parity(params, torch_model, inputs)
+    np.testing.assert_allclose(_restored_log_taus(tmp_path / "run"), np.log([0.07, 0.2]), 1e-6)
+
+
+@pytest.mark.parametrize("prefix", ["", "imu_encoder."])
+def test_bare_state_dict_imports_with_parity(tmp_path, inputs, prefix):
+    # A different head width: mm_dim is inferred from the mmcl_head shape (384 = MiniLM).
+    model = _make_torch_model(1, mm_dim=384)
+    torch.save({prefix + k: v for k, v in model.state_dict().items()}, tmp_path / "sd.pt")
+    summary = import_torch.import_checkpoint(tmp_path / "sd.pt", tmp_path / "run", _small_config())
+    assert summary["loader"] == "weights_only" and summary["format"] == "state_dict"
+    assert summary["prefix"] == prefix and summary["ignored_keys"] == 0
+    assert summary["config_overrides"] == {"model.mm_dim": 384}
+    assert summary["temperatures"]["log_tau_ss"] == {"tau": pytest.approx(0.1), "source": "config"}
+    params, config, _ = checkpointing.load_encoder_params(tmp_path / "run")
+    assert config["model"]["mm_dim"] == 384
+    _assert_parity(params, model, inputs, mm_dim=384)
+
+
+def test_flat_bench_names_convert(torch_model, inputs):
+    conv = import_torch.convert_state_dict(_flat_names(torch_model.state_dict()))
+    assert conv.layout == "flat" and conv.prefix == ""
+    _assert_parity(conv.params, torch_model, inputs)
+
+
+def test_missing_and_misshaped_keys_are_all_listed(torch_model):
+    sd = {"imu_encoder." + k: v for k, v in torch_model.state_dict().items()}
+    del sd["imu_encoder.backbone.4.bias"], sd["imu_encoder.ssl_head.bias"]
+    sd["imu_encoder.backbone.2.net.0.weight"] = torch.zeros(32, 32, 7)
+    sd["imu_encoder.backbone.5.bias_hh_l0"] = torch.zeros(10)
+    with pytest.raises(import_torch.CheckpointImportError) as e:
+        import_torch.convert_state_dict(sd)
+    msg = str(e.value)
+    assert "4 problem(s)" in msg
+    for key in (
+        "backbone.4.bias",
+        "ssl_head.bias",
+        "backbone.2.net.0.weight",
+        "backbone.5.bias_hh_l0",
+    ):
+        assert f"imu_encoder.{key}" in msg
+    assert "expected (5, 32, 32)" in msg and "expected (1536,)" in msg
+
+
+def test_no_encoder_and_ambiguous_prefix(torch_model):
+    with pytest.raises(import_torch.CheckpointImportError, match="no PRIMUS IMU encoder"):
+        import_torch.convert_state_dict({"clip.weight": torch.zeros(3)})
+    sd = torch_model.state_dict()
+    both = {**{"a." + k: v for k, v in sd.items()}, **{"b." + k: v for k, v in sd.items()}}
+    with pytest.raises(import_torch.CheckpointImportError, match="--prefix"):
+        import_torch.convert_state_dict(both)
+    assert import_torch.convert_state_dict(both, prefix="b.").prefix == "b."
+
+
+def test_non_positive_temperature_is_rejected(tmp_path, torch_model):
+    ckpt = tmp_path / "bad_tau.ckpt"
+    torch.save(_lightning_ckpt(torch_model, **{"mmcl_loss.temperature": torch.tensor(-0.01)}), ckpt)
+    with pytest.raises(import_torch.CheckpointImportError, match="not a positive number"):
+        import_torch.import_checkpoint(ckpt, tmp_path / "run", _small_config())
+    assert not (tmp_path / "run" / "checkpoints").exists()
+    # Opting out of the checkpoint's temperatures imports it.
+    conv_taus = import_torch.log_temperatures({"log_tau_mm": -0.01}, "config", 0.1)
+    assert conv_taus == {"log_tau_mm": np.log(0.1), "log_tau_ss": np.log(0.1)}
+
+
+class _Exploit:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.mark.parametrize("fmt", ["torch_zip", "raw_pickle"])
+def test_malicious_pickle_is_refused_and_not_executed(tmp_path, torch_model, fmt):
+    marker = tmp_path / "pwned"
+    # The exploit comes first, so the loader meets os.system before anything else.
+    payload = {"hook": _Exploit(marker), "state_dict": dict(torch_model.state_dict())}
+    path = tmp_path / "evil.ckpt"
+    if fmt == "torch_zip":
+        torch.save(payload, path)
+    else:
+        with open(path, "wb") as f:
+            pickle.dump(payload, f, protocol=2)
+    with pytest.raises(import_torch.UnsafeCheckpointError, match="refusing to load"):
+        import_torch.import_checkpoint(path, tmp_path / "run")
+    assert not marker.exists()
+    # Exploit last: torch's weights-only pass and the fallback stop on the tensors first.
+    payload = {"state_dict": dict(torch_model.state_dict()), "hook": _Exploit(marker)}
+    with open(path, "wb") as f:
+        pickle.dump(payload, f, protocol=2)
+    with pytest.raises(pickle.UnpicklingError):
+        import_torch.load_torch_file(path)
+    assert not marker.exists()
+
+
+def test_unknown_classes_become_inert_stubs(tmp_path, torch_model):
+    # A class the loader cannot know (and must not import) is kept as a stub; its code never runs.
+    path = tmp_path / "x.ckpt"
+    ckpt = _lightning_ckpt(torch_model)
+    ckpt["hyper_parameters"]["extra"] = _Recorder(tmp_path / "ran")
+    torch.save(ckpt, path)
+    obj, loader = import_torch.load_torch_file(path)
+    assert loader == "restricted_unpickler"
+    assert "Namespace" in repr(obj["hyper_parameters"]["args"])
+    assert isinstance(obj["state_dict"]["imu_encoder.ssl_head.weight"], torch.Tensor)
+    assert not (tmp_path / "ran").exists()
+
+
+class _Recorder:
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __setstate__(self, state):  # would run on a normal unpickle
+        open(state["path"], "w").close()
+
+
+@pytest.mark.slow
+def test_import_then_finetune_resumes_from_step_0(tmp_path, torch_model):
+    from primus_jax import train
+
+    config = _small_config()
+    config.train.num_steps = 2
+    config.train.log_every = 1
+    config.train.checkpoint_every = 2
+    config.optim.lr = 1e-4
+    config.mesh.data = 1  # one device and no NN term: a smaller step to compile
+    config.loss.gamma = 0.0
+    ckpt = tmp_path / "primus.ckpt"
+    torch.save(_lightning_ckpt(torch_model), ckpt)
+    import_torch.import_checkpoint(ckpt, tmp_path / "run", config)
+    imported, _, _ = checkpointing.load_encoder_params(tmp_path / "run")
+
+    state = train.train_and_evaluate(config, str(tmp_path / "run"))
+    assert int(state.step) == 2
+    tuned = jax.device_get(state.params["encoder"])
+    # Two Adam steps of 1e-4 move each weight by at most ~2e-4: training started from the
+    # imported weights, not from a fresh initialisation.
+    diffs = jax.tree.map(lambda a, b: float(np.max(np.abs(a - b))), tuned, imported)
+    assert max(jax.tree.leaves(diffs)) < 1e-3
+    assert max(jax.tree.leaves(diffs)) > 0
