@@ -3,6 +3,8 @@
     python -m primus_jax.bench --config=configs/primus.py --batch 256
     python -m primus_jax.bench --config=configs/primus.py --batch 4096 --dtype bfloat16
     python -m primus_jax.bench --config=configs/primus.py --batch 256 --mode forward
+    python -m primus_jax.bench --config=configs/primus_hapt.py --batch 256 --data host
+    python -m primus_jax.bench --config=configs/primus_hapt.py --batch 256 --data resident
 
 Measures the step in steady state: the NN queue is full (random unit rows, as the PyTorch
 baseline ``shared/bench/torch_reference_step.py`` fills it), batches are already on device,
@@ -32,6 +34,13 @@ _WARMUP = flags.DEFINE_integer("warmup", 3, "Untimed steps after compilation.")
 _MODE = flags.DEFINE_enum("mode", "train", ["train", "forward"], "Full step or inference.")
 _DTYPE = flags.DEFINE_enum("dtype", None, ["float32", "bfloat16"], "Override model.compute_dtype.")
 _DEVICES = flags.DEFINE_integer("devices", -1, "Devices on the data axis (-1: all).")
+_DATA = flags.DEFINE_enum(
+    "data",
+    "device",
+    ["device", "host", "resident"],
+    "device: batches pre-placed on the mesh (the step alone); host: the config's input "
+    "pipeline every step; resident: the config's split on the mesh, batched in the step.",
+)
 
 
 def flops_per_sample(config) -> dict:
@@ -92,8 +101,13 @@ def _full_queue(state, key):
     )
 
 
-def run(config, *, batch, steps, warmup, mode, devices_on_axis=-1) -> dict:
-    """Benchmarks one configuration; returns the result record."""
+def run(config, *, batch, steps, warmup, mode, devices_on_axis=-1, data="device") -> dict:
+    """Benchmarks one configuration; returns the result record.
+
+    ``data``: "device" (random batches already on the mesh: the step alone), "host" (the
+    config's real input pipeline, e.g. grain over TFDS, feeding global arrays every step) or
+    "resident" (the config's training split on the mesh, batched inside the jitted step).
+    """
     import jax
     import numpy as np
 
@@ -137,18 +151,35 @@ def run(config, *, batch, steps, warmup, mode, devices_on_axis=-1) -> dict:
     ]
 
     if mode == "train":
-        fn = sharding.jit_train_step(
-            make_train_step(config, model, tx, state_lib.make_schedule(config)),
-            st_sharding,
-            mesh,
-        )
-        t0 = time.perf_counter()
-        compiled = fn.lower(state, batches[0]).compile()
-        compile_s = time.perf_counter() - t0
+        train_step = make_train_step(config, model, tx, state_lib.make_schedule(config))
+        if data == "resident":
+            from primus_jax import input_pipeline
 
-        def one(i, st):
-            st, _ = compiled(st, batches[i % 3])
-            return jax.block_until_ready(st)
+            resident = input_pipeline.make_resident_data(config, mesh)
+            fn = resident.jit_step(train_step, st_sharding)
+            t0 = time.perf_counter()
+            compiled = fn.lower(state, resident.arrays).compile()
+            compile_s = time.perf_counter() - t0
+
+            def one(i, st):
+                st, _ = compiled(st, resident.arrays)
+                return jax.block_until_ready(st)
+        else:
+            fn = sharding.jit_train_step(train_step, st_sharding, mesh)
+            t0 = time.perf_counter()
+            compiled = fn.lower(state, batches[0]).compile()
+            compile_s = time.perf_counter() - t0
+            if data == "host":
+                from primus_jax import input_pipeline
+
+                data_iter = input_pipeline.make_train_iterator(config)
+                next_batch = lambda i: sharding.global_batch(next(data_iter), mesh)
+            else:
+                next_batch = lambda i: batches[i % 3]
+
+            def one(i, st):
+                st, _ = compiled(st, next_batch(i))
+                return jax.block_until_ready(st)
 
         flops = 3 * 2 * flops_per_sample(config)["forward"] * batch  # fwd+bwd, two views
         flops += 6 * 3 * 2 * batch * batch * d + 2 * batch * config.queue.size * d
@@ -190,6 +221,7 @@ def run(config, *, batch, steps, warmup, mode, devices_on_axis=-1) -> dict:
         "devices": len(devs),
         "device_kind": devs[0].device_kind,
         "compute_dtype": config.model.compute_dtype,
+        "data": data if mode == "train" else "device",
         "queue_size": config.queue.size,
         "gflop_per_step": round(flops / 1e9, 3),
         "gflop_per_s": round(flops / med / 1e9, 2),
@@ -213,6 +245,7 @@ def main(argv):
         warmup=_WARMUP.value,
         mode=_MODE.value,
         devices_on_axis=_DEVICES.value,
+        data=_DATA.value,
     )
     print(json.dumps(result), flush=True)
 
