@@ -18,6 +18,9 @@ NN_TERMS = ("text", "video", "imu")
 SCHEDULES = ("constant", "warmup_cosine")
 COMPUTE_DTYPES = ("float32", "bfloat16")
 DATA_SOURCES = ("synthetic", "tfds")
+# "primus": the paper's objective (train_step.py); "multitask_ssl": Saeed et al. (2019)'s
+# transformation-recognition baseline (baselines/multitask_ssl.py), same encoder and loop.
+OBJECTIVES = ("primus", "multitask_ssl")
 
 
 class ConfigError(ValueError):
@@ -32,6 +35,7 @@ def base_config() -> ml_collections.ConfigDict:
     """Paper defaults (PRIMUS, α = β = γ = 1) on the synthetic paired source."""
     c = ml_collections.ConfigDict()
     c.seed = 0  # drives init, data order and augmentation
+    c.objective = "primus"  # or "multitask_ssl" (baseline; uses c.multitask, ignores c.loss)
 
     c.data = ml_collections.ConfigDict()
     c.data.source = "synthetic"  # or "tfds" (data.name below)
@@ -90,6 +94,18 @@ def base_config() -> ml_collections.ConfigDict:
 
     c.queue = ml_collections.ConfigDict(dict(size=8192, lookup="auto"))
 
+    # MultitaskSSL baseline (objective="multitask_ssl"); noise, scaling and permutation
+    # take their parameters from c.augment. See primus_jax/baselines/multitask_ssl.py.
+    c.multitask = ml_collections.ConfigDict(
+        dict(
+            tasks="all",  # or a comma-separated subset of multitask_ssl.TASKS
+            feature="mmcl",  # encoder output the task heads read: emb | ssl | mmcl
+            head_hidden=256,  # per-task Dense(head_hidden) + ReLU before the logit; 0: linear
+            time_warp_sigma=0.2,
+            time_warp_knots=4,
+        )
+    )
+
     c.optim = ml_collections.ConfigDict(
         dict(
             lr=2e-4,
@@ -136,6 +152,8 @@ def split_terms(spec: str, allowed: tuple[str, ...], key: str) -> tuple[str, ...
 
 
 def uses_queue(config) -> bool:
+    if config.get("objective", "primus") != "primus":
+        return False  # only the PRIMUS objective has NN terms
     return config.loss.gamma > 0 and bool(split_terms(config.loss.nn_terms, NN_TERMS, "x"))
 
 
@@ -183,6 +201,12 @@ def validate(config, *, num_devices: int, process_count: int = 1) -> None:
     except ValueError as e:
         raise ConfigError("augment.ops", str(e)) from None
 
+    objective = config.get("objective", "primus")
+    if objective not in OBJECTIVES:
+        raise ConfigError("objective", f"{objective!r} is not one of {OBJECTIVES}")
+    if objective == "multitask_ssl":
+        _validate_multitask(config)
+
     loss = config.loss
     for k in ("alpha", "beta", "gamma"):
         if loss[k] < 0:
@@ -190,7 +214,7 @@ def validate(config, *, num_devices: int, process_count: int = 1) -> None:
     mm = split_terms(loss.mm_terms, MM_TERMS, "loss.mm_terms")
     nn = split_terms(loss.nn_terms, NN_TERMS, "loss.nn_terms")
     active = (loss.alpha > 0) + (loss.beta > 0 and bool(mm)) + (loss.gamma > 0 and bool(nn))
-    if not active:
+    if not active and objective == "primus":
         raise ConfigError("loss", "every loss term is switched off (alpha, beta, gamma)")
     if loss.tau_init <= 0:
         raise ConfigError("loss.tau_init", f"must be > 0, got {loss.tau_init}")
@@ -222,3 +246,39 @@ def validate(config, *, num_devices: int, process_count: int = 1) -> None:
     for k in ("log_every", "checkpoint_every", "keep_checkpoints"):
         if t[k] <= 0:
             raise ConfigError(f"train.{k}", f"must be positive, got {t[k]}")
+
+
+def _validate_multitask(config) -> None:
+    # Imported here: every module imports the config, and none of them should load the
+    # baseline's code (Flax heads, transformations) unless this objective is chosen.
+    from primus_jax.baselines import multitask_ssl
+
+    if "multitask" not in config:
+        raise ConfigError("multitask", 'objective="multitask_ssl" needs the c.multitask block')
+    mt = config.multitask
+    try:
+        multitask_ssl.parse_tasks(mt.tasks)
+    except ValueError as e:
+        raise ConfigError("multitask.tasks", str(e)) from None
+    if mt.feature not in multitask_ssl.FEATURES:
+        raise ConfigError(
+            "multitask.feature", f"{mt.feature!r} is not one of {multitask_ssl.FEATURES}"
+        )
+    if mt.head_hidden < 0:
+        raise ConfigError("multitask.head_hidden", f"must be >= 0, got {mt.head_hidden}")
+    if mt.time_warp_sigma <= 0:
+        raise ConfigError("multitask.time_warp_sigma", f"must be > 0, got {mt.time_warp_sigma}")
+    if mt.time_warp_knots < 1:
+        raise ConfigError("multitask.time_warp_knots", f"must be >= 1, got {mt.time_warp_knots}")
+
+
+def load_config_file(path: str, *args):
+    """``get_config(*args)`` of a config file given by path (for configs built on another)."""
+    import importlib.util
+    import os
+
+    name = "primus_config_" + os.path.splitext(os.path.basename(path))[0]
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config(*args)

@@ -100,6 +100,12 @@ def create_train_state(config, model, tx) -> TrainState:
         "log_tau_mm": log_tau,
         "log_tau_ss": log_tau,
     }
+    if config.get("objective", "primus") == "multitask_ssl":
+        # The baseline's task heads sit beside (not inside) the encoder, so "encoder" keeps
+        # the layout evaluation loads. Imported here: the baseline is optional for PRIMUS.
+        from primus_jax.baselines import multitask_ssl
+
+        params["multitask"] = multitask_ssl.init_heads(config, jax.random.fold_in(init_key, 1))
     return TrainState(
         step=jnp.zeros((), jnp.int32),
         params=params,

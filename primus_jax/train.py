@@ -117,7 +117,12 @@ def train_and_evaluate(config, workdir: str, *, step_hook=None):
         config.data.batch_size,
     )
 
-    train_step = make_train_step(config, model, tx, schedule)
+    if config.get("objective", "primus") == "multitask_ssl":
+        from primus_jax.baselines import multitask_ssl
+
+        train_step = multitask_ssl.make_train_step(config, model, tx, schedule)
+    else:
+        train_step = make_train_step(config, model, tx, schedule)
     if resident is not None:
         resident_step = resident.jit_step(train_step, state_sharding)
         step_fn = lambda st, _: resident_step(st, resident.arrays)
