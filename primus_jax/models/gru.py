@@ -50,6 +50,10 @@ def _forward_scan(x, w_ih, w_hh, b_ih, b_hh, compute_dtype):
     steps, batch, _ = x.shape
     hidden = w_hh.shape[0]
     h0 = jnp.zeros((batch, hidden), jnp.promote_types(x.dtype, w_hh.dtype))
+    if compute_dtype is not None:
+        # Cast the weights once, not at every step of the loop.
+        w_ih = lax.optimization_barrier(w_ih.astype(compute_dtype))
+        w_hh = lax.optimization_barrier(w_hh.astype(compute_dtype))
 
     def step(h, x_t):
         # x_t @ W_ih stays inside the loop: hoisting it creates a (S, B, 3H) float32
