@@ -105,7 +105,8 @@ def train_and_evaluate(config, workdir: str, *, step_hook=None):
             abstract,
             state_sharding,
         )
-        state, _ = ckpt.restore(latest, target, data_iter)
+        # A step-0 checkpoint (e.g. imported weights) has no data position worth restoring.
+        state, _ = ckpt.restore(latest, target, data_iter if latest > 0 else None)
     else:
         state = jax.jit(create, out_shardings=state_sharding)()
     # Finish the restore/init programs before the first step is dispatched.

@@ -573,7 +573,7 @@ def import_checkpoint(
     """
     import jax
 
-    from primus_jax import checkpointing, input_pipeline
+    from primus_jax import checkpointing
     from primus_jax import config as config_lib
     from primus_jax import state as state_lib
 
@@ -642,18 +642,10 @@ def import_checkpoint(
             for k, v in log_taus.items()
         },
     }
-    # The data position of a fresh run, so `main` restores this checkpoint like any other
-    # (device-resident data keeps its position in the state's step, as in train.py).
+    # No data position is stored: a step-0 checkpoint starts every input pipeline afresh
+    # (train.py restores iterators only from later steps), so importing never needs the
+    # training data to exist.
     data_iter = None
-    try:
-        if not config.data.get("device_resident", False):
-            data_iter = input_pipeline.make_train_iterator(config)
-    except Exception as e:  # data need not exist to import for evaluation
-        logging.warning(
-            "no training input for this config (%s): the checkpoint stores an "
-            "empty data position; fine-tuning needs a config whose data exists",
-            e,
-        )
     os.makedirs(workdir, exist_ok=True)
     ckpt = checkpointing.Checkpointer(
         os.path.join(workdir, "checkpoints"),
