@@ -1,6 +1,6 @@
 """PRIMUS pretraining on real data that installs offline: UCI HAPT (the README's main job).
 
-    bash launch/local.sh                       # = this config, workdir runs/default
+    bash launch/local.sh                       # = this config, workdir runs/primus_hapt
     python -m primus_jax.main --config=configs/primus_hapt.py --workdir=runs/hapt
 
 Data: the 18 HAPT training subjects (2,911 windows of 5 s at 50 Hz, waist smartphone, acc
@@ -11,9 +11,15 @@ dataset is built with TFDS (ArrayRecord) and its texts embedded, into $TFDS_DATA
 ~/tensorflow_datasets (about 30 s); later runs reuse it.
 
 All three losses at the paper's weights (alpha = beta = gamma = 1), paper augmentations, Adam
-2e-4, global batch 64, queue 1024 (below the 2,911 training windows, so a neighbour is never a
-stale copy of the same window from the previous pass). 1,500 steps (~33 epochs) take about 6
-minutes on a 2-core CPU. Evaluate with configs/fewshot.py.
+2e-4, global batch 64, queue 1024 (a third of the 2,911 training windows: the queue holds the
+last ~16 steps). 1,500 steps (~33 epochs) take about 8-9 minutes on a 2-core CPU. Evaluate
+with configs/fewshot.py.
+
+Caveat: HAPT has no narrations, so each window's text is a templated sentence of its class
+("someone climbs up the stairs"). L_MM and the NN text terms therefore see the labels of the
+training subjects: on HAPT, PRIMUS and IMU2CLIP are weakly supervised, and zero-shot is not
+zero-shot. The run exercises the whole pipeline on real IMU data; it does not reproduce the
+paper's setting (EgoExo4D narrations and video).
 """
 
 from primus_jax.config import base_config

@@ -41,9 +41,6 @@ class Checkpointer:
     def latest_step(self) -> int | None:
         return self.manager.latest_step()
 
-    def all_steps(self) -> list[int]:
-        return list(self.manager.all_steps())
-
     @staticmethod
     def _data_save_args(data_iter):
         if data_iter is None:

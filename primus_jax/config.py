@@ -154,7 +154,9 @@ def split_terms(spec: str, allowed: tuple[str, ...], key: str) -> tuple[str, ...
 def uses_queue(config) -> bool:
     if config.get("objective", "primus") != "primus":
         return False  # only the PRIMUS objective has NN terms
-    return config.loss.gamma > 0 and bool(split_terms(config.loss.nn_terms, NN_TERMS, "x"))
+    return config.loss.gamma > 0 and bool(
+        split_terms(config.loss.nn_terms, NN_TERMS, "loss.nn_terms")
+    )
 
 
 def validate(config, *, num_devices: int, process_count: int = 1) -> None:
@@ -174,6 +176,12 @@ def validate(config, *, num_devices: int, process_count: int = 1) -> None:
     n_data = num_devices if mesh_data == -1 else mesh_data
     if mesh_data != -1 and (mesh_data <= 0 or num_devices % mesh_data):
         raise ConfigError("mesh.data", f"{mesh_data} does not divide the {num_devices} devices")
+    if process_count > 1 and mesh_data not in (-1, num_devices):
+        raise ConfigError(
+            "mesh.data",
+            f"{mesh_data}: with {process_count} processes the data axis must span all "
+            f"{num_devices} devices (-1), or some processes would hold no part of the batch",
+        )
     if b % n_data:
         raise ConfigError(
             "data.batch_size",
@@ -200,6 +208,14 @@ def validate(config, *, num_devices: int, process_count: int = 1) -> None:
         augment_lib.parse_ops(config.augment.ops)
     except ValueError as e:
         raise ConfigError("augment.ops", str(e)) from None
+    for k in ("scaling_sigma", "noise_sigma"):
+        if config.augment[k] < 0:
+            raise ConfigError(f"augment.{k}", f"must be >= 0, got {config.augment[k]}")
+    if not 1 <= config.augment.permutation_cuts < 250:
+        raise ConfigError(
+            "augment.permutation_cuts",
+            f"{config.augment.permutation_cuts}: needs 1 <= cuts < 250 (the window length)",
+        )
 
     objective = config.get("objective", "primus")
     if objective not in OBJECTIVES:
@@ -237,8 +253,9 @@ def validate(config, *, num_devices: int, process_count: int = 1) -> None:
         raise ConfigError("optim.schedule", f"{o.schedule!r} is not one of {SCHEDULES}")
     if o.schedule == "warmup_cosine" and not 0 <= o.warmup_steps < config.train.num_steps:
         raise ConfigError("optim.warmup_steps", f"{o.warmup_steps} must be in [0, train.num_steps)")
-    if o.weight_decay < 0 or o.grad_clip_norm < 0:
-        raise ConfigError("optim", "weight_decay and grad_clip_norm must be >= 0")
+    for k in ("weight_decay", "grad_clip_norm"):
+        if o[k] < 0:
+            raise ConfigError(f"optim.{k}", f"must be >= 0, got {o[k]}")
 
     t = config.train
     if t.num_steps <= 0:

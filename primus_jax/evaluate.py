@@ -23,56 +23,64 @@ import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
-from primus_jax import sharding
 from primus_jax.data import labelled
-from primus_jax.data.tfds_input import padded_batches
+
+EMBEDDINGS = ("mmcl", "emb", "ssl")
 
 
-def embed_windows(model, params, imu: np.ndarray, *, batch_size: int = 512, mesh=None) -> dict:
-    """Runs the encoder over ``imu`` (N, 250, 6) once: dict of (N, D) numpy arrays.
+def validate(config) -> list[str]:
+    """Checks a few-shot config before any work; returns the method list."""
+    from primus_jax import evaluation as ev
+    from primus_jax.config import ConfigError
 
-    One compiled shape: batches of ``batch_size`` (rounded up to a multiple of the device
-    count), the last one padded and its padding dropped, the batch sharded over ``data``.
+    if not config.data:
+        raise ConfigError("data", "give a TFDS dataset name or npz:<path>")
+    if config.embedding not in EMBEDDINGS:
+        raise ConfigError("embedding", f"{config.embedding!r} is not one of {EMBEDDINGS}")
+    for key in ("shots", "standard_training_shots"):
+        spec = config[key]
+        if key == "standard_training_shots" and not spec:
+            continue
+        try:
+            shots = [int(k) for k in spec.split(",")]
+        except ValueError:
+            raise ConfigError(key, f"{spec!r} is not a comma-separated list of ints") from None
+        if min(shots) < 1:
+            raise ConfigError(key, f"shots per class must be >= 1, got {spec!r}")
+    if config.trials < 1:
+        raise ConfigError("trials", f"must be >= 1, got {config.trials}")
+    if config.batch_size < 1:
+        raise ConfigError("batch_size", f"must be >= 1, got {config.batch_size}")
+    methods = [m.strip() for m in config.methods.split(",") if m.strip()]
+    known = set(ev.DEFAULT_METHODS) | {"standard_training"}
+    unknown = [m for m in methods if m not in known]
+    if not methods or unknown:
+        raise ConfigError("methods", f"unknown {unknown or methods}; choose from {sorted(known)}")
+    return methods
+
+
+def load_encoder(config):
+    """``(ImuEncoder, log_tau_mm, description)`` from ``config.checkpoint`` or random init.
+
+    Evaluation always embeds with float32 operands, whatever precision the run trained with.
     """
-    if mesh is None:
-        mesh = jax.make_mesh(
-            (jax.device_count(),), (sharding.DATA_AXIS,), axis_types=(jax.sharding.AxisType.Auto,)
-        )
-    n_dev = mesh.shape[sharding.DATA_AXIS]
-    batch_size = -(-min(batch_size, max(len(imu), 1)) // n_dev) * n_dev
-    fwd = jax.jit(
-        sharding.under_mesh(lambda p, x: model.apply({"params": p}, x), mesh),
-        in_shardings=(sharding.replicated(mesh), sharding.batch_sharding(mesh)),
-        out_shardings=sharding.replicated(mesh),
-    )
-    params = jax.device_put(params, sharding.replicated(mesh))
-    parts: dict[str, list] = {}
-    for idx, mask in padded_batches(len(imu), batch_size):
-        out = jax.device_get(fwd(params, jnp.asarray(imu[idx])))
-        for k, v in out.items():
-            parts.setdefault(k, []).append(np.asarray(v)[mask])
-    return {k: np.concatenate(v) for k, v in parts.items()}
-
-
-def load_encoder_for_eval(config):
-    """``(model, params, log_tau_mm, description)`` from ``config.checkpoint`` or random init."""
     from primus_jax import checkpointing
-    from primus_jax import config as config_lib
     from primus_jax import state as state_lib
+    from primus_jax.config import base_config
+    from primus_jax.inference import ImuEncoder
 
-    base = config_lib.base_config()
     if config.checkpoint:
         params, run_config, step = checkpointing.load_checkpoint_params(config.checkpoint)
-        if run_config and "model" in run_config:
-            base.model.update(run_config["model"])
-        model = state_lib.make_model(base)
+        enc = ImuEncoder(params["encoder"], run_config, batch_size=config.batch_size, step=step)
         log_tau = float(params.get("log_tau_mm", np.log(0.1)))
-        return model, params["encoder"], log_tau, f"{config.checkpoint} (step {step})"
+        return enc, log_tau, f"{config.checkpoint} (step {step})"
+    base = base_config()
     base.model.update(config.model.to_dict())
     model = state_lib.make_model(base)
     init_key, _ = state_lib.root_keys(config.seed)
-    params = model.init(init_key, jnp.zeros((1, 250, 6)))["params"]
-    return model, jax.device_get(params), float(np.log(base.loss.tau_init)), "random init"
+    params = jax.device_get(model.init(init_key, jnp.zeros((1, 250, 6)))["params"])
+    enc = ImuEncoder(params, {"model": base.model.to_dict()}, batch_size=config.batch_size)
+    return enc, float(np.log(base.loss.tau_init)), "random init"
 
 
 def _prompt_embeddings(config, data: labelled.LabelledData, mm_dim: int):
@@ -126,8 +134,9 @@ def evaluate(config, workdir: str) -> dict:
     from primus_jax import evaluation as ev
 
     t0 = time.perf_counter()
+    methods = validate(config)
     os.makedirs(workdir, exist_ok=True)
-    model, params, log_tau_mm, desc = load_encoder_for_eval(config)
+    encoder, log_tau_mm, desc = load_encoder(config)
     data = labelled.load_labelled(
         config.data,
         data_dir=config.data_dir,
@@ -137,8 +146,8 @@ def evaluate(config, workdir: str) -> dict:
         prepare=config.prepare,
     )
     t_embed = time.perf_counter()
-    train_emb = embed_windows(model, params, data.train.imu, batch_size=config.batch_size)
-    test_emb = embed_windows(model, params, data.test.imu, batch_size=config.batch_size)
+    train_emb = encoder.embed(data.train.imu)
+    test_emb = encoder.embed(data.test.imu)
     logging.info(
         "eval: embedded %d + %d windows in %.1f s",
         len(data.train),
@@ -152,7 +161,6 @@ def evaluate(config, workdir: str) -> dict:
         prompts, why_not = _prompt_embeddings(config, data, mm_dim)
     if why_not:
         logging.info("eval: no zero-shot (%s)", why_not)
-    methods = [m.strip() for m in config.methods.split(",") if m.strip()]
     probe_methods = [m for m in methods if m != "standard_training"]
     if prompts is None:
         probe_methods = [m for m in probe_methods if m not in ("logreg_zs", "zeroshot")]
@@ -206,6 +214,9 @@ def evaluate(config, workdir: str) -> dict:
         "encoder": desc,
         "dataset": config.data,
         "zeroshot": why_not or "yes",
+        # True when the paired text was generated from the class labels (HAPT's templates):
+        # multimodal pretraining then saw the labels, and zero-shot is not zero-shot.
+        "text_from_labels": data.text_from_labels,
         "wall_s": round(time.perf_counter() - t0, 1),
     }
     retr = _retrieval(data, test_emb, mm_dim) if config.retrieval else None

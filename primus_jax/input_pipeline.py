@@ -1,8 +1,8 @@
 """Training input: per-process batches of paired segments, with a checkpointable position.
 
 ``make_train_iterator(config)`` returns an iterator of this process's rows of each global
-batch (numpy dicts with the keys of ``train_step.BATCH_KEYS``) that has ``get_state`` /
-``set_state`` (or is a grain iterator, checkpointed by grain's own handler).
+batch (numpy dicts: ``imu``, ``video``, ``text``, ``has_video``, ``has_text``) that has
+``get_state`` / ``set_state`` (or is a grain iterator, checkpointed by grain's own handler).
 ``make_resident_data(config, mesh)`` instead puts the whole split on the mesh
 (``config.data.device_resident``).
 """

@@ -15,17 +15,29 @@ from absl import logging
 
 
 class MetricWriter:
-    def __init__(self, workdir: str, *, enabled: bool = True):
+    def __init__(self, workdir: str, *, enabled: bool = True, resume_step: int | None = None):
+        """Opens the writers; ``resume_step`` (a restored checkpoint's step) drops what a
+        crashed run logged after it, so every step appears once."""
         self.enabled = enabled
         self._tb = None
         self._jsonl = None
         if not enabled:
             return
         os.makedirs(workdir, exist_ok=True)
-        from tensorboardX import SummaryWriter
+        from tensorboardX import SummaryWriter  # lazy: protobuf import cost
 
-        self._tb = SummaryWriter(logdir=os.path.join(workdir, "tensorboard"))
-        self._jsonl = open(os.path.join(workdir, "metrics.jsonl"), "a")
+        path = os.path.join(workdir, "metrics.jsonl")
+        if resume_step is not None and os.path.exists(path):
+            with open(path) as f:
+                keep = [line for line in f if json.loads(line)["step"] <= resume_step]
+            with open(path, "w") as f:
+                f.writelines(keep)
+        # purge_step makes TensorBoard discard events logged after the checkpoint.
+        self._tb = SummaryWriter(
+            logdir=os.path.join(workdir, "tensorboard"),
+            purge_step=None if resume_step is None else resume_step + 1,
+        )
+        self._jsonl = open(path, "a")
 
     def write_scalars(self, step: int, scalars: dict) -> None:
         if not self.enabled:

@@ -78,6 +78,7 @@ def nearest_neighbour(
     has_video,
     has_text,
     mode: str = "auto",
+    key=None,
 ):
     """Top-1 neighbour of each row among the filled queue slots.
 
@@ -87,6 +88,8 @@ def nearest_neighbour(
       imu: (B, ssl_dim) current IMU keys (``ssl`` head, raw view); stop-gradient is applied.
       has_video, has_text: (B,) bool, which rows carry video / text.
       mode: "auto" (video, else text, else IMU, per row), or force one domain.
+      key: optional PRNG key that breaks exact ties at random (templated text repeats one
+        embedding across many slots; without it argmax always returns the lowest slot).
 
     Returns:
       dict with ``index`` (B,) int32, ``valid`` (B,) bool (a neighbour exists), ``domain``
@@ -126,6 +129,10 @@ def nearest_neighbour(
             sim,
         )
         domain = jnp.where(use, code, domain)
+    if key is not None:
+        # A per-slot offset far below the gaps between distinct cosines: it only reorders
+        # exact ties (a new order every step).
+        sim = sim + 1e-6 * jax.random.uniform(key, (queue.size,), sim.dtype)
     index = jnp.argmax(sim, axis=1).astype(jnp.int32)
     best = jnp.take_along_axis(sim, index[:, None], axis=1)[:, 0]
     valid = (domain >= 0) & jnp.isfinite(best)

@@ -17,14 +17,20 @@ DATA_AXIS = "data"
 
 
 def make_mesh(config) -> jax.sharding.Mesh:
-    """1-D mesh over ``config.mesh.data`` devices (-1: all of them, across all hosts)."""
+    """1-D mesh over ``config.mesh.data`` devices (-1: all of them, across all hosts).
+
+    Devices are ordered by (process, id) so that each process's devices hold a contiguous
+    block of the batch: ``global_batch`` relies on it to put process ``p``'s rows at
+    ``[p*B/P, (p+1)*B/P)`` (topology-aware orderings such as ``jax.make_mesh``'s on TPU may
+    interleave hosts, which would permute the global batch across processes).
+    """
     n = config.mesh.data
-    devices = jax.devices()
+    devices = sorted(jax.devices(), key=lambda d: (d.process_index, d.id))
     n = len(devices) if n == -1 else n
     # Auto axes: shardings are propagated by the compiler from the explicit in/out
     # shardings of the jitted step (jax.make_mesh now defaults to Explicit axes).
-    return jax.make_mesh(
-        (n,), (DATA_AXIS,), axis_types=(jax.sharding.AxisType.Auto,), devices=devices[:n]
+    return jax.sharding.Mesh(
+        np.array(devices[:n]), (DATA_AXIS,), axis_types=(jax.sharding.AxisType.Auto,)
     )
 
 

@@ -62,8 +62,14 @@ def make_schedule(config):
 
 
 def _decay_mask(params):
-    # Decay weight matrices and conv kernels only; never biases, norms or temperatures.
-    return jax.tree.map(lambda p: p.ndim >= 2, params)
+    """Decay weight matrices and conv kernels only; never biases (even stacked per-task ones),
+    norms or temperatures."""
+
+    def decays(path, p):
+        name = str(getattr(path[-1], "key", path[-1]))
+        return p.ndim >= 2 and "bias" not in name and "scale" not in name
+
+    return jax.tree_util.tree_map_with_path(decays, params)
 
 
 def make_optimizer(config):

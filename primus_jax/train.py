@@ -131,7 +131,7 @@ def train_and_evaluate(config, workdir: str, *, step_hook=None):
     else:
         step_fn = sharding.jit_train_step(train_step, state_sharding, mesh)
         next_batch = lambda: sharding.global_batch(next(data_iter), mesh)
-    writer = metric_writer.MetricWriter(workdir, enabled=is_main)
+    writer = metric_writer.MetricWriter(workdir, enabled=is_main, resume_step=latest)
     if is_main:
         writer.write_text("config", "```\n" + str(config) + "\n```")
     watcher = checkpointing.PreemptionWatcher()
@@ -140,6 +140,7 @@ def train_and_evaluate(config, workdir: str, *, step_hook=None):
     start = int(jax.device_get(state.step))
     batch_size = config.data.batch_size
     pending: list[dict] = []
+    window_start = start + 1  # first step of the current logging window
     t_window, steps_window = time.perf_counter(), 0
     t_start = time.perf_counter()
     step = start
@@ -163,8 +164,7 @@ def train_and_evaluate(config, workdir: str, *, step_hook=None):
                 pending = []
                 if not math.isfinite(scalars["loss"]):
                     raise FloatingPointError(
-                        f"non-finite loss between steps {step - config.train.log_every + 1} "
-                        f"and {step}: {scalars}"
+                        f"non-finite loss between steps {window_start} and {step}: {scalars}"
                     )
                 elapsed = time.perf_counter() - t_window
                 steps_per_s = steps_window / elapsed if steps_window and elapsed > 0 else 0.0
@@ -180,6 +180,7 @@ def train_and_evaluate(config, workdir: str, *, step_hook=None):
                         )
                     )
                 t_window, steps_window = time.perf_counter(), 0
+                window_start = step + 1
 
             preempted = watcher.reached(step)
             if step % config.train.checkpoint_every == 0 or preempted:

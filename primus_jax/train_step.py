@@ -31,7 +31,7 @@ from primus_jax import losses
 from primus_jax import queue as queue_lib
 from primus_jax.state import TrainState
 
-BATCH_KEYS = ("imu", "video", "text", "has_video", "has_text")
+_NN_TIE_BREAK = 1 << 20  # fold_in tag of the NN tie-break key (augmentations use 0, 1, ...)
 
 
 def _unique_fraction(index, valid, size):
@@ -94,6 +94,7 @@ def make_train_step(config, model, tx, schedule):
                     has_video=batch["has_video"],
                     has_text=batch["has_text"],
                     mode=lookup,
+                    key=jax.random.fold_in(key, _NN_TIE_BREAK),
                 )
                 nb = queue_lib.gather(state.queue, nn["index"], nn["valid"])
                 for m in nn_terms:

@@ -320,3 +320,33 @@ def test_import_then_finetune_resumes_from_step_0(tmp_path, torch_model):
     diffs = jax.tree.map(lambda a, b: float(np.max(np.abs(a - b))), tuned, imported)
     assert max(jax.tree.leaves(diffs)) < 1e-3
     assert max(jax.tree.leaves(diffs)) > 0
+
+
+def test_command_line_with_matching_widths(tmp_path, torch_model, inputs):
+    # The common case: the official 512-d checkpoint with the default config (no width
+    # override). The CLI must finish, print the fine-tune command and leave a loadable run.
+    import subprocess
+    import sys
+
+    path = tmp_path / "primus.ckpt"
+    torch.save(_lightning_ckpt(torch_model), path)
+    wd = tmp_path / "run"
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "primus_jax.tools.import_torch",
+            f"--checkpoint={path}",
+            f"--workdir={wd}",
+        ],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "Fine-tune: python -m primus_jax.main" in r.stdout
+    params, _, step = checkpointing.load_encoder_params(wd)
+    assert step == 0
+    _assert_parity(params, torch_model, inputs)

@@ -135,6 +135,21 @@ def test_device_resident_batches(data_dir):
     assert b["imu"].sharding.spec == jax.sharding.PartitionSpec("data")
 
 
+def test_host_and_resident_modes_visit_the_same_batches(data_dir):
+    # 40 examples, batch 16: two batches per epoch, the last 8 of each epoch dropped, and the
+    # host (grain) and device-resident pipelines draw the same rows at every step.
+    c = _config(data_dir, batch=16)
+    host = _take(tfds_input.make_train_iterator(c), 6)
+    mesh = sharding.make_mesh(c)
+    res = resident.ResidentData(tfds_input.load_train_arrays(c), 16, seed=0, mesh=mesh)
+    get = jax.jit(res.batch)
+    on_device = [_ids(jax.device_get(get(res.arrays, s))) for s in range(6)]
+    assert host == on_device
+    for e in range(3):
+        epoch = host[2 * e] + host[2 * e + 1]
+        assert len(set(epoch)) == 32  # no example twice within an epoch
+
+
 def test_padded_eval_batches_keep_the_remainder():
     out = list(tfds_input.padded_batches(10, 4))
     assert len(out) == 3

@@ -114,13 +114,15 @@ def test_sigterm_checkpoints_and_resume_is_exact(tmp_path):
 
 
 def test_checkpoint_restores_onto_a_different_device_count(tmp_path):
+    straight = train.train_and_evaluate(tiny_config(4), str(tmp_path / "straight"))
     wd = str(tmp_path / "run")
-    train.train_and_evaluate(tiny_config(3), wd)  # 8 devices
+    train.train_and_evaluate(tiny_config(3), wd)  # 8 devices, checkpoint at step 3
     c = tiny_config(4)
     c.mesh.data = 2
     s = train.train_and_evaluate(c, wd)  # resumes from step 3 on 2 devices
     assert int(s.step) == 4
     assert len(s.params["encoder"]["gru"]["w_hh"].sharding.device_set) == 2
+    _assert_same_run(straight, s, tmp_path / "straight", wd, atol=1e-5)
 
 
 @pytest.mark.parametrize(

@@ -50,6 +50,8 @@ class LabelledData:
     class_names: list[str]
     text_encoder: str | None = None  # encoder of the stored text embeddings, if any
     prompts: list[list[str]] | None = None  # per-class sentences for zero-shot
+    # The paired text was generated from the labels (templated sentences, e.g. UCI HAPT).
+    text_from_labels: bool = False
 
     @property
     def num_classes(self) -> int:
@@ -163,13 +165,13 @@ def load_npz(path: str, *, seed: int = 0) -> LabelledData:
     )
 
 
-def _tfds_split(source) -> LabelledSplit:
+def _tfds_split(source, text_dim: int) -> LabelledSplit:
     from primus_jax.data.tfds_input import read_all
 
     def fields(i, ex):
         del i
         dec = lambda v: v.decode("utf-8") if isinstance(v, bytes) else str(v)
-        return {
+        out = {
             "imu": np.asarray(ex["imu"], np.float32),
             "y": np.int64(ex["label"]),
             "ids": dec(ex["id"]),
@@ -177,6 +179,10 @@ def _tfds_split(source) -> LabelledSplit:
             "text": dec(ex["text"]),
             "has_text": bool(ex["has_text"]),
         }
+        if text_dim:
+            e = np.asarray(ex["text_emb"], np.float32)
+            out["text_emb"] = e if e.size else np.zeros(text_dim, np.float32)
+        return out
 
     cols = read_all(source, fields)
     return LabelledSplit(
@@ -185,20 +191,9 @@ def _tfds_split(source) -> LabelledSplit:
         ids=cols["ids"],
         subject=cols["subject"],
         text=cols["text"].tolist(),
+        text_emb=cols.get("text_emb"),
         has_text=cols["has_text"],
     )
-
-
-def _stored_text_emb(source, n):
-    """(N, D) stored text embeddings (zeros where absent) without re-reading the IMU."""
-    rows = []
-    for start in range(0, n, 4096):
-        for ex in source.__getitems__(list(range(start, min(n, start + 4096)))):
-            rows.append(np.asarray(ex["text_emb"], np.float32))
-    dim = max((r.size for r in rows), default=0)
-    if dim == 0:
-        return None
-    return np.stack([r if r.size else np.zeros(dim, np.float32) for r in rows])
 
 
 def load_tfds(
@@ -211,10 +206,8 @@ def load_tfds(
     splits = {}
     for role, split in (("train", train_split), ("test", test_split)):
         source, info = tfds_input.open_source(name, split, data_dir)
-        s = _tfds_split(source)
-        if s.has_text is not None and s.has_text.any():
-            s.text_emb = _stored_text_emb(source, len(s))
-        splits[role] = s
+        text_dim = int((info.metadata or {}).get("text_emb_dim", 0))
+        splits[role] = _tfds_split(source, text_dim)
     md = info.metadata or {}
     class_names = list(md.get("label_names", []))
     module = tfds_input.import_builder_module(name)
@@ -240,6 +233,7 @@ def load_tfds(
         class_names=class_names,
         text_encoder=md.get("text_encoder"),
         prompts=prompts,
+        text_from_labels=bool(templates),
     )
 
 

@@ -1,11 +1,12 @@
 """Device-resident training data: the whole split lives on the mesh; shuffling and batching
 happen inside the jitted step, so a fast accelerator is never starved by the host pipeline.
+The visiting order is the one every input mode uses (:mod:`primus_jax.data.order`), so a run
+sees the same batches resident or not.
 
 For datasets that fit in accelerator memory (EgoExo4D's ~250K windows are ~1.5 GB of IMU
 plus ~1 GB of 512-d embeddings). The arrays are replicated on every device of the mesh; the
-batch for step ``s`` is rows ``perm_e[b*B:(b+1)*B]`` with ``e, b = divmod(s, steps_per_epoch)``
-and ``perm_e`` a permutation drawn from the config seed and the epoch. Its position is the
-train state's step, so checkpoints need no iterator state and resumption is exact.
+batch for step ``s`` is gathered by the indices of :mod:`primus_jax.data.order`. Its position
+is the train state's step, so checkpoints need no iterator state and resumption is exact.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from primus_jax.data import order
 
 
 class ResidentData:
@@ -22,7 +25,8 @@ class ResidentData:
         self.num_examples = len(arrays["imu"])
         if self.num_examples < global_batch:
             raise ValueError(
-                f"{self.num_examples} training examples, fewer than one batch of {global_batch}"
+                f"config.data.batch_size={global_batch}: only {self.num_examples} training "
+                "examples, fewer than one global batch"
             )
         self.global_batch = global_batch
         self.steps_per_epoch = self.num_examples // global_batch
@@ -42,8 +46,7 @@ class ResidentData:
     def batch(self, arrays, step):
         """Jittable: the global batch of ``step`` gathered from the resident arrays."""
         epoch, b = jnp.divmod(step, self.steps_per_epoch)
-        key = jax.random.fold_in(jax.random.key(self.seed), epoch)
-        perm = jax.random.permutation(key, self.num_examples)
+        perm = order.epoch_permutation(self.seed, epoch, self.num_examples)
         idx = jax.lax.dynamic_slice_in_dim(perm, b * self.global_batch, self.global_batch)
         return {
             k: jax.lax.with_sharding_constraint(v[idx], self.batch_sharding)

@@ -89,10 +89,10 @@ class SyntheticPairedSource:
 
 
 class EpochBatchIterator:
-    """Seeded shuffled batches over a random-access source, epoch after epoch.
+    """This process's rows of each global batch, in the shared visiting order
+    (:mod:`primus_jax.data.order`: a new permutation every epoch, remainder dropped).
 
-    Yields this process's rows of each global batch (``drop_remainder``). The iterator is
-    fully described by ``{"epoch", "batch"}``, which is saved in every checkpoint, so a
+    The iterator is fully described by ``{"step"}``, which is saved in every checkpoint, so a
     resumed run sees exactly the batches an uninterrupted one would.
     """
 
@@ -105,37 +105,22 @@ class EpochBatchIterator:
         process_index: int = 0,
         process_count: int = 1,
     ):
-        if len(source) < global_batch:
-            raise ValueError(f"dataset has {len(source)} examples, fewer than one batch")
+        from primus_jax.data.order import EpochOrder
+
         self.source = source
-        self.global_batch = global_batch
-        self.seed = seed
-        self.local = global_batch // process_count
-        self.offset = process_index * self.local
-        self.batches_per_epoch = len(source) // global_batch
-        self.epoch, self.batch = 0, 0
-        self._perm, self._perm_epoch = None, -1
+        self.order = EpochOrder(len(source), global_batch, seed, process_index, process_count)
+        self.step = 0
 
     def __iter__(self):
         return self
 
     def __next__(self) -> dict:
-        if self.batch >= self.batches_per_epoch:
-            self.epoch, self.batch = self.epoch + 1, 0
-        if self._perm_epoch != self.epoch:
-            self._perm = np.random.default_rng([self.seed, self.epoch]).permutation(
-                len(self.source)
-            )
-            self._perm_epoch = self.epoch
-        start = self.batch * self.global_batch + self.offset
-        # Not sorted: a row's position in the global batch selects its augmentation, so the
-        # global batch must be the same rows in the same order whatever the process count.
-        idx = self._perm[start : start + self.local]
-        self.batch += 1
-        return self.source.get_batch(idx)
+        rows = self.order.rows(self.step)
+        self.step += 1
+        return self.source.get_batch(rows)
 
     def get_state(self) -> dict:
-        return {"epoch": self.epoch, "batch": self.batch}
+        return {"step": self.step}
 
     def set_state(self, state: dict) -> None:
-        self.epoch, self.batch = int(state["epoch"]), int(state["batch"])
+        self.step = int(state["step"])

@@ -2,17 +2,18 @@
 
 Train pipeline (``make_train_iterator``):
 
-    tfds.data_source(name, split)                  random access, no TensorFlow
-    -> map_with_index(to_features)                 paired-segment features; seeded
-                                                   multimodal-fraction masking by record index
-    -> shuffle(seed).repeat()                      a new permutation every epoch
-    -> batch(B / P)[p::P]                          process p takes its rows of each global batch
-    -> to_iter_dataset(ReadOptions)                prefetching threads (or worker processes)
+    tfds.data_source(name, split)           random access, no TensorFlow
+    grain.MapDataset.range(steps).map(...)  element ``s`` = this process's rows of global
+                                            batch ``s``, in the shared visiting order
+                                            (primus_jax.data.order: reshuffled every epoch,
+                                            remainder dropped, same order for any process
+                                            count and for the device-resident mode)
+    -> features per record                  fixed widths; seeded multimodal-fraction masking
+                                            by record index
+    -> to_iter_dataset(ReadOptions)         prefetching threads (or worker processes)
 
-Global batch ``i`` is the same rows in the same order whatever the process count ``P`` (each
-global batch is P consecutive local batches), so multi-host runs equal single-host runs. The
-iterator is a grain iterator: its position is saved in every checkpoint by grain's own orbax
-handler, and a resumed run sees exactly the batches an uninterrupted one would.
+The iterator is a grain iterator: its position is saved in every checkpoint by grain's own
+orbax handler, and a resumed run sees exactly the batches an uninterrupted one would.
 
 All imports of tensorflow_datasets and grain are lazy, so the model and train step stay
 importable without them (e.g. on an accelerator host that only has jax/flax/optax).
@@ -27,7 +28,6 @@ import os
 import numpy as np
 from absl import logging
 
-TRAIN_KEYS = ("imu", "video", "text", "has_video", "has_text")
 OUR_DATASETS = ("egoexo4d", "ego4d", "realworld", "uci_hapt")
 
 
@@ -197,41 +197,77 @@ def check_dims(name: str, info, mm_dim: int) -> dict[str, int]:
     return dims
 
 
+def _prepare_once(name: str, data_dir: str, manual_dir: str | None) -> None:
+    """Builds the dataset on process 0 only; the others wait (one shared data_dir)."""
+    import jax
+
+    if jax.process_count() == 1:
+        prepare_dataset(name, data_dir, manual_dir)
+        return
+    from jax.experimental import multihost_utils
+
+    if jax.process_index() == 0:
+        prepare_dataset(name, data_dir, manual_dir)
+    multihost_utils.sync_global_devices(f"primus_jax prepared {name}")
+
+
+def open_train_source(config):
+    """``(source, features)`` of the configured training split: prepared if allowed, embedding
+    widths checked against ``model.mm_dim``, multimodal-fraction mask applied."""
+    d = config.data
+    data_dir = d.data_dir or default_data_dir()
+    if d.prepare:
+        _prepare_once(d.name, data_dir, d.manual_dir or None)
+    source, info = open_source(d.name, d.split, data_dir)
+    check_dims(d.name, info, config.model.mm_dim)
+    keep = multimodal_keep_mask(len(source), d.multimodal_fraction, config.seed)
+    return source, PairedFeatures(config.model.mm_dim, keep)
+
+
+class _LocalBatch:
+    """grain map: step -> this process's rows of that global batch, as stacked arrays."""
+
+    def __init__(self, source, features, epoch_order):
+        self.source = source
+        self.features = features
+        self.order = epoch_order
+
+    def __call__(self, step: int) -> dict:
+        rows = self.order.rows(step)
+        examples = self.source.__getitems__(rows.tolist())
+        feats = [self.features(int(r), ex) for r, ex in zip(rows, examples)]
+        return {k: np.stack([f[k] for f in feats]) for k in feats[0]}
+
+
+_MAX_STEPS = 2**40  # grain needs a length; no run gets near it
+
+
 def make_train_iterator(config, process_index: int = 0, process_count: int = 1):
     """grain iterator over this process's rows of each global batch (see module doc)."""
     import grain
 
+    from primus_jax.data.order import EpochOrder
+
     d = config.data
-    data_dir = d.data_dir or default_data_dir()
-    if d.prepare:
-        prepare_dataset(d.name, data_dir, d.manual_dir or None)
-    source, info = open_source(d.name, d.split, data_dir)
-    check_dims(d.name, info, config.model.mm_dim)
+    source, features = open_train_source(config)
     n = len(source)
     if n < d.batch_size:
-        raise ValueError(f"{d.name}[{d.split}] has {n} examples, fewer than one global batch")
-    keep = multimodal_keep_mask(n, d.multimodal_fraction, config.seed)
-    local = d.batch_size // process_count
-    ds = (
-        grain.MapDataset.source(source)
-        .map_with_index(PairedFeatures(config.model.mm_dim, keep))
-        .shuffle(seed=config.seed)
-        .repeat(None)
-        .batch(local, drop_remainder=True)
-    )
-    ds = ds[process_index::process_count]
+        raise ValueError(
+            f"config.data.batch_size={d.batch_size}: {d.name}[{d.split}] has only {n} examples"
+        )
+    epoch_order = EpochOrder(n, d.batch_size, config.seed, process_index, process_count)
+    ds = grain.MapDataset.range(_MAX_STEPS).map(_LocalBatch(source, features, epoch_order))
     it = ds.to_iter_dataset(
         grain.ReadOptions(num_threads=d.num_threads, prefetch_buffer_size=d.prefetch)
     )
     if d.worker_count > 0:
         it = it.mp_prefetch(grain.MultiprocessingOptions(num_workers=d.worker_count))
     logging.info(
-        "data: %s[%s] from %s: %d segments, %d steps per epoch, multimodal fraction %.2f",
+        "data: %s[%s]: %d segments, %d steps per epoch, multimodal fraction %.2f",
         d.name,
         d.split,
-        data_dir,
         n,
-        n // d.batch_size,
+        epoch_order.steps_per_epoch,
         d.multimodal_fraction,
     )
     return iter(it)
@@ -252,14 +288,8 @@ def read_all(source, fn, *, chunk: int = 4096) -> dict[str, np.ndarray]:
 
 def load_train_arrays(config) -> dict[str, np.ndarray]:
     """The whole training split as fixed-width arrays (device-resident mode)."""
-    d = config.data
-    data_dir = d.data_dir or default_data_dir()
-    if d.prepare:
-        prepare_dataset(d.name, data_dir, d.manual_dir or None)
-    source, info = open_source(d.name, d.split, data_dir)
-    check_dims(d.name, info, config.model.mm_dim)
-    keep = multimodal_keep_mask(len(source), d.multimodal_fraction, config.seed)
-    return read_all(source, PairedFeatures(config.model.mm_dim, keep))
+    source, features = open_train_source(config)
+    return read_all(source, features)
 
 
 def padded_batches(num_examples: int, batch_size: int):

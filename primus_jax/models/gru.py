@@ -27,7 +27,7 @@ import jax.numpy as jnp
 from jax import lax
 from jax.sharding import PartitionSpec as P
 
-DATA_AXIS = "data"
+from primus_jax.sharding import DATA_AXIS
 
 
 def _mm(a, b, compute_dtype):
