@@ -18,6 +18,7 @@ import time
 import jax
 import numpy as np
 from absl import logging
+from orbax.checkpoint import multihost as ocp_multihost
 
 from primus_jax import checkpointing, input_pipeline, metric_writer, sharding
 from primus_jax import config as config_lib
@@ -26,6 +27,7 @@ from primus_jax.models.encoder import count_params
 from primus_jax.train_step import make_train_step
 
 _distributed_initialised = False
+_COMPILE_BARRIER_TIMEOUT_S = 3600  # compiling for a large pod can take many minutes
 
 
 def maybe_initialize_distributed(config) -> None:
@@ -55,6 +57,23 @@ def maybe_initialize_distributed(config) -> None:
 def _mean_metrics(pending: list[dict]) -> dict:
     fetched = jax.device_get(pending)
     return {k: float(np.mean([m[k] for m in fetched])) for k in fetched[0]}
+
+
+def _compile_step(jitted, state, inputs):
+    """Compiles the train step ahead of time; with several processes, waits for all of them.
+
+    A process compiles at its own pace, and gloo (multi-process CPU) gives up on a collective
+    whose peers are more than 30 s late, so nobody runs the first step before everyone has
+    compiled it. The wait is a coordination-service barrier, not a collective.
+    """
+    t0 = time.perf_counter()
+    compiled = jitted.lower(state, inputs).compile()
+    logging.info("train step compiled in %.1f s", time.perf_counter() - t0)
+    if jax.process_count() > 1:
+        ocp_multihost.get_barrier_sync_fn()(
+            key="primus_jax_train_step_compiled", timeout_ms=_COMPILE_BARRIER_TIMEOUT_S * 1000
+        )
+    return compiled
 
 
 def train_and_evaluate(config, workdir: str, *, step_hook=None):
@@ -125,12 +144,11 @@ def train_and_evaluate(config, workdir: str, *, step_hook=None):
     else:
         train_step = make_train_step(config, model, tx, schedule)
     if resident is not None:
-        resident_step = resident.jit_step(train_step, state_sharding)
-        step_fn = lambda st, _: resident_step(st, resident.arrays)
-        next_batch = lambda: None
+        jitted = resident.jit_step(train_step, state_sharding)
+        next_input = lambda: resident.arrays
     else:
-        step_fn = sharding.jit_train_step(train_step, state_sharding, mesh)
-        next_batch = lambda: sharding.global_batch(next(data_iter), mesh)
+        jitted = sharding.jit_train_step(train_step, state_sharding, mesh)
+        next_input = lambda: sharding.global_batch(next(data_iter), mesh)
     writer = metric_writer.MetricWriter(workdir, enabled=is_main, resume_step=latest)
     if is_main:
         writer.write_text("config", "```\n" + str(config) + "\n```")
@@ -145,13 +163,16 @@ def train_and_evaluate(config, workdir: str, *, step_hook=None):
     t_start = time.perf_counter()
     step = start
     try:
+        if start < num_steps:
+            first_input = next_input()
+            step_fn = _compile_step(jitted, state, first_input)
         for step in range(start + 1, num_steps + 1):
-            batch = next_batch()
+            batch = first_input if step == start + 1 else next_input()
             t0 = time.perf_counter()
             state, metrics = step_fn(state, batch)
             if step == start + 1:
                 jax.block_until_ready(state)
-                logging.info("first step (compile + run): %.1f s", time.perf_counter() - t0)
+                logging.info("first step: %.1f s", time.perf_counter() - t0)
                 t_window, steps_window = time.perf_counter(), 0
             else:
                 steps_window += 1

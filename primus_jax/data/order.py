@@ -37,7 +37,7 @@ _permutation_jit = jax.jit(epoch_permutation, static_argnums=(0, 2))
 
 def host_permutation(seed: int, epoch: int, n: int) -> np.ndarray:
     """:func:`epoch_permutation` computed on the host CPU (keeps accelerators free)."""
-    with jax.default_device(jax.devices("cpu")[0]):
+    with jax.default_device(jax.local_devices(backend="cpu")[0]):
         return np.asarray(_permutation_jit(seed, epoch, n))
 
 

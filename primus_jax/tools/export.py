@@ -140,7 +140,7 @@ def cpu_latency(exported, batch: int, *, runs: int = 30, warmup: int = 3) -> dic
     """
     import jax
 
-    cpu = jax.devices("cpu")[0]
+    cpu = jax.local_devices(backend="cpu")[0]
     x = np.random.default_rng(0).normal(size=(batch, 250, 6)).astype(np.float32)
     x[..., 2] += 9.8
     with jax.default_device(cpu):
@@ -164,7 +164,7 @@ def max_abs_diff(exported, params, config, x: np.ndarray) -> dict:
     from primus_jax.inference import build_model
 
     model = build_model(params, config)
-    with jax.default_device(jax.devices("cpu")[0]):
+    with jax.default_device(jax.local_devices(backend="cpu")[0]):
         got = exported.call(x)
         want = model.apply({"params": params}, x)
         return {k: float(np.max(np.abs(np.asarray(got[k]) - np.asarray(want[k])))) for k in want}
