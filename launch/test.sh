@@ -8,4 +8,5 @@ venv="${PRIMUS_VENV:-$repo/.venv}"
 cd "$repo"
 "$venv/bin/ruff" check .
 "$venv/bin/ruff" format --check .
-exec "$venv/bin/python" -m pytest "$@"
+# Two pytest workers (pytest-xdist) by default; PRIMUS_TEST_WORKERS=0 runs in one process.
+exec "$venv/bin/python" -m pytest -n "${PRIMUS_TEST_WORKERS:-2}" "$@"

@@ -9,7 +9,9 @@ with periodic metrics, checkpoints and SIGTERM handling -> final checkpoint.
 
 from __future__ import annotations
 
+import collections
 import functools
+import itertools
 import json
 import math
 import os
@@ -59,19 +61,50 @@ def _mean_metrics(pending: list[dict]) -> dict:
     return {k: float(np.mean([m[k] for m in fetched])) for k in fetched[0]}
 
 
-def _compile_step(jitted, state, inputs):
+# Compiled programs of recent runs in this process, so that a resumed run, a sweep or a
+# notebook re-running a config skips recompilation. The key holds everything a program depends
+# on: the purpose, the whole config, the shapes, dtypes and shardings of its arguments, and
+# the jax flags that change numerics.
+_COMPILED: collections.OrderedDict = collections.OrderedDict()
+_COMPILED_MAX = 8
+_barriers = itertools.count()
+
+
+def _signature(args) -> tuple:
+    leaves, treedef = jax.tree.flatten(args)
+    return treedef, tuple((x.shape, x.dtype, x.sharding) for x in leaves)
+
+
+def _compile(what: str, config, jitted, *args):
+    """``jitted.lower(*args).compile()``, memoised per (what, config, argument signature)."""
+    flags = (jax.config.jax_enable_x64, jax.config.jax_default_matmul_precision)
+    key = (what, config.to_json_best_effort(sort_keys=True), _signature(args), flags)
+    compiled = _COMPILED.get(key)
+    if compiled is None:
+        t0 = time.perf_counter()
+        compiled = jitted.lower(*args).compile()
+        logging.info("%s compiled in %.1f s", what, time.perf_counter() - t0)
+        _COMPILED[key] = compiled
+        while len(_COMPILED) > _COMPILED_MAX:
+            _COMPILED.popitem(last=False)
+    else:
+        _COMPILED.move_to_end(key)
+        logging.info("%s: reusing the program compiled earlier in this process", what)
+    return compiled
+
+
+def _compile_step(config, jitted, state, inputs):
     """Compiles the train step ahead of time; with several processes, waits for all of them.
 
     A process compiles at its own pace, and gloo (multi-process CPU) gives up on a collective
     whose peers are more than 30 s late, so nobody runs the first step before everyone has
     compiled it. The wait is a coordination-service barrier, not a collective.
     """
-    t0 = time.perf_counter()
-    compiled = jitted.lower(state, inputs).compile()
-    logging.info("train step compiled in %.1f s", time.perf_counter() - t0)
+    compiled = _compile("train step", config, jitted, state, inputs)
     if jax.process_count() > 1:
         ocp_multihost.get_barrier_sync_fn()(
-            key="primus_jax_train_step_compiled", timeout_ms=_COMPILE_BARRIER_TIMEOUT_S * 1000
+            key=f"primus_jax_train_step_compiled_{next(_barriers)}",
+            timeout_ms=_COMPILE_BARRIER_TIMEOUT_S * 1000,
         )
     return compiled
 
@@ -127,7 +160,7 @@ def train_and_evaluate(config, workdir: str, *, step_hook=None):
         # A step-0 checkpoint (e.g. imported weights) has no data position worth restoring.
         state, _ = ckpt.restore(latest, target, data_iter if latest > 0 else None)
     else:
-        state = jax.jit(create, out_shardings=state_sharding)()
+        state = _compile("init", config, jax.jit(create, out_shardings=state_sharding))()
     # Finish the restore/init programs before the first step is dispatched.
     state = jax.block_until_ready(state)
     logging.info(
@@ -165,7 +198,7 @@ def train_and_evaluate(config, workdir: str, *, step_hook=None):
     try:
         if start < num_steps:
             first_input = next_input()
-            step_fn = _compile_step(jitted, state, first_input)
+            step_fn = _compile_step(config, jitted, state, first_input)
         for step in range(start + 1, num_steps + 1):
             batch = first_input if step == start + 1 else next_input()
             t0 = time.perf_counter()

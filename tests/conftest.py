@@ -5,8 +5,11 @@ XLA_FLAGS must be set before jax initialises its backends, hence at import time 
 
 import os
 
+# LLVM optimisation level 0: the tests run a handful of steps each, so compiling dominates,
+# and level 0 compiles ~35% faster (XLA's HLO optimisations, fusion and numerics are the same).
 os.environ["XLA_FLAGS"] = (
-    os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
+    os.environ.get("XLA_FLAGS", "")
+    + " --xla_force_host_platform_device_count=8 --xla_backend_optimization_level=0"
 ).strip()
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
