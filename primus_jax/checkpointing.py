@@ -10,6 +10,7 @@ works onto a different device count (the state is replicated; orbax reshards on 
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 import time
@@ -20,6 +21,14 @@ from absl import logging
 from etils import epath
 
 
+def absolute_path(path) -> epath.Path:
+    """``path`` made absolute (orbax refuses relative paths); URLs such as gs:// unchanged."""
+    path = os.fspath(path)
+    if "://" in path:
+        return epath.Path(path)
+    return epath.Path(os.path.abspath(os.path.expanduser(path)))
+
+
 def _is_grain_iterator(it) -> bool:
     return type(it).__module__.startswith("grain")
 
@@ -28,7 +37,7 @@ class Checkpointer:
     """Periodic / final / preemption saves with keep-last-N, and restore-latest."""
 
     def __init__(self, directory, *, max_to_keep: int, async_save: bool = True):
-        self.directory = epath.Path(directory)
+        self.directory = absolute_path(directory)
         self.manager = ocp.CheckpointManager(
             self.directory,
             options=ocp.CheckpointManagerOptions(
@@ -137,7 +146,7 @@ class PreemptionWatcher:
 def resolve_checkpoint(path) -> tuple[epath.Path, int]:
     """Finds ``(checkpoints_dir, step)`` from a workdir, its ``checkpoints/`` folder or one
     step folder inside it (the latest step unless a step folder is given)."""
-    p = epath.Path(path)
+    p = absolute_path(path)
     if not p.exists():
         raise FileNotFoundError(f"checkpoint path {p} does not exist")
     if (p / "state").exists() and p.name.isdigit():

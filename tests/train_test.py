@@ -11,7 +11,7 @@ import jax
 import numpy as np
 import pytest
 
-from primus_jax import train
+from primus_jax import checkpointing, train
 from primus_jax.config import ConfigError, base_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -81,20 +81,25 @@ class Crash(RuntimeError):
     pass
 
 
-def test_kill_and_resume_equals_straight_run(tmp_path):
+def test_kill_and_resume_equals_straight_run(tmp_path, monkeypatch):
     straight = train.train_and_evaluate(tiny_config(6), str(tmp_path / "straight"))
 
     def crash_at_5(step, state):
         if step == 5:
             raise Crash("simulated crash after the step-3 checkpoint")
 
-    wd = str(tmp_path / "crashed")
+    # A relative workdir, as in the README's command (orbax itself needs absolute paths).
+    monkeypatch.chdir(tmp_path)
+    wd = "crashed"
     with pytest.raises(Crash):
         train.train_and_evaluate(tiny_config(6), wd, step_hook=crash_at_5)
     assert sorted(int(p) for p in os.listdir(os.path.join(wd, "checkpoints")) if p.isdigit()) == [3]
     resumed = train.train_and_evaluate(tiny_config(6), wd)
     assert int(resumed.step) == 6
     _assert_same_run(straight, resumed, tmp_path / "straight", wd, atol=1e-6)
+    params, _, step = checkpointing.load_checkpoint_params(wd)
+    assert step == 6
+    np.testing.assert_array_equal(params["log_tau_mm"], np.asarray(resumed.params["log_tau_mm"]))
 
 
 def test_sigterm_checkpoints_and_resume_is_exact(tmp_path):
