@@ -3,8 +3,10 @@
 from primus_jax.config import base_config
 
 
-def tiny_config(source="synthetic"):
+def tiny_config(mode="host"):
+    """``mode``: "host" (the per-process host pipeline) or "resident" (data on the mesh)."""
     c = base_config()
+    c.data.device_resident = mode == "resident"
     c.seed = 5
     c.data.batch_size = 16
     c.data.synthetic.num_examples = 64

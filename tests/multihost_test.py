@@ -28,7 +28,8 @@ def _metrics(workdir):
 
 
 @pytest.mark.slow
-def test_two_processes_equal_one_process(tmp_path):
+@pytest.mark.parametrize("mode", ["host", "resident"])
+def test_two_processes_equal_one_process(tmp_path, mode):
     multi = str(tmp_path / "multi")
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
@@ -41,7 +42,7 @@ def test_two_processes_equal_one_process(tmp_path):
                 "2",
                 str(port),
                 multi,
-                "synthetic",
+                mode,
             ],
             cwd=REPO,
             env=env,
@@ -63,7 +64,7 @@ def test_two_processes_equal_one_process(tmp_path):
         assert p.returncode == 0, out[-3000:]
 
     single = str(tmp_path / "single")
-    train.train_and_evaluate(tiny_config(), single)  # 1 process, 8 devices (conftest)
+    train.train_and_evaluate(tiny_config(mode), single)  # 1 process, 8 devices (conftest)
 
     m1, m2 = _metrics(single), _metrics(multi)
     assert sorted(m1) == sorted(m2) == [1, 2, 3, 4]

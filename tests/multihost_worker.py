@@ -1,6 +1,6 @@
 """One process of a multi-process CPU run (launched by multihost_test.py).
 
-    python tests/multihost_worker.py <process_id> <num_processes> <port> <workdir> <source>
+    python tests/multihost_worker.py <process_id> <num_processes> <port> <workdir> <mode>
 
 Each process owns 4 fake CPU devices; gloo carries the cross-process collectives.
 """
@@ -22,8 +22,8 @@ from primus_jax import train  # noqa: E402
 
 
 def main():
-    pid, nproc, port, workdir, source = sys.argv[1:6]
-    c = tiny_config(source)
+    pid, nproc, port, workdir, mode = sys.argv[1:6]
+    c = tiny_config(mode)
     c.distributed.initialize = True
     c.distributed.coordinator_address = f"127.0.0.1:{port}"
     c.distributed.num_processes = int(nproc)
