@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import collections
 import functools
-import itertools
 import json
 import math
 import os
@@ -20,7 +19,6 @@ import time
 import jax
 import numpy as np
 from absl import logging
-from orbax.checkpoint import multihost as ocp_multihost
 
 from primus_jax import checkpointing, input_pipeline, metric_writer, sharding
 from primus_jax import config as config_lib
@@ -29,7 +27,6 @@ from primus_jax.models.encoder import count_params
 from primus_jax.train_step import make_train_step
 
 _distributed_initialised = False
-_COMPILE_BARRIER_TIMEOUT_S = 3600  # compiling for a large pod can take many minutes
 
 
 def maybe_initialize_distributed(config) -> None:
@@ -67,7 +64,6 @@ def _mean_metrics(pending: list[dict]) -> dict:
 # the jax flags that change numerics.
 _COMPILED: collections.OrderedDict = collections.OrderedDict()
 _COMPILED_MAX = 8
-_barriers = itertools.count()
 
 
 def _signature(args) -> tuple:
@@ -98,14 +94,10 @@ def _compile_step(config, jitted, state, inputs):
 
     A process compiles at its own pace, and gloo (multi-process CPU) gives up on a collective
     whose peers are more than 30 s late, so nobody runs the first step before everyone has
-    compiled it. The wait is a coordination-service barrier, not a collective.
+    compiled it (:func:`sharding.wait_for_all_processes`).
     """
     compiled = _compile("train step", config, jitted, state, inputs)
-    if jax.process_count() > 1:
-        ocp_multihost.get_barrier_sync_fn()(
-            key=f"primus_jax_train_step_compiled_{next(_barriers)}",
-            timeout_ms=_COMPILE_BARRIER_TIMEOUT_S * 1000,
-        )
+    sharding.wait_for_all_processes("train_step_compiled")
     return compiled
 
 

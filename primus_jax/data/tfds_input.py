@@ -198,17 +198,15 @@ def check_dims(name: str, info, mm_dim: int) -> dict[str, int]:
 
 
 def _prepare_once(name: str, data_dir: str, manual_dir: str | None) -> None:
-    """Builds the dataset on process 0 only; the others wait (one shared data_dir)."""
+    """Builds the dataset on process 0 only; the others wait (one shared data_dir), at a
+    barrier that outlasts a long build (a device collective under gloo waits only 30 s)."""
     import jax
 
-    if jax.process_count() == 1:
-        prepare_dataset(name, data_dir, manual_dir)
-        return
-    from jax.experimental import multihost_utils
+    from primus_jax import sharding
 
     if jax.process_index() == 0:
         prepare_dataset(name, data_dir, manual_dir)
-    multihost_utils.sync_global_devices(f"primus_jax prepared {name}")
+    sharding.wait_for_all_processes("dataset_prepared")
 
 
 def open_train_source(config):
