@@ -41,22 +41,33 @@ def host_permutation(seed: int, epoch: int, n: int) -> np.ndarray:
         return np.asarray(_permutation_jit(seed, epoch, n))
 
 
+def steps_per_epoch(n: int, global_batch: int, what: str = "training examples") -> int:
+    """Full global batches per epoch (the remainder is dropped): at least one, else a
+    ValueError naming ``config.data.batch_size``."""
+    if n < global_batch:
+        raise ValueError(
+            f"config.data.batch_size={global_batch}: only {n} {what}, fewer than one global batch"
+        )
+    return n // global_batch
+
+
 class EpochOrder:
     """Host-side view of the order: ``rows(step)`` -> record indices of this process's rows
     of global batch ``step`` (0-based). Caches the permutations of the last two epochs."""
 
     def __init__(
-        self, n: int, global_batch: int, seed: int, process_index: int = 0, process_count: int = 1
+        self,
+        n: int,
+        global_batch: int,
+        seed: int,
+        process_index: int = 0,
+        process_count: int = 1,
+        what: str = "training examples",
     ):
-        if n < global_batch:
-            raise ValueError(
-                f"config.data.batch_size={global_batch}: only {n} training examples, fewer "
-                "than one global batch"
-            )
+        self.steps_per_epoch = steps_per_epoch(n, global_batch, what)
         self.n, self.global_batch, self.seed = n, global_batch, seed
         self.local = global_batch // process_count
         self.offset = process_index * self.local
-        self.steps_per_epoch = n // global_batch
         self._cache: dict[int, np.ndarray] = {}
         self._lock = threading.Lock()
 

@@ -23,13 +23,8 @@ class ResidentData:
         from primus_jax import sharding
 
         self.num_examples = len(arrays["imu"])
-        if self.num_examples < global_batch:
-            raise ValueError(
-                f"config.data.batch_size={global_batch}: only {self.num_examples} training "
-                "examples, fewer than one global batch"
-            )
+        self.steps_per_epoch = order.steps_per_epoch(self.num_examples, global_batch)
         self.global_batch = global_batch
-        self.steps_per_epoch = self.num_examples // global_batch
         self.seed = seed
         self.mesh = mesh
         self.array_sharding = sharding.replicated(mesh)

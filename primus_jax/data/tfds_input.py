@@ -249,11 +249,8 @@ def make_train_iterator(config, process_index: int = 0, process_count: int = 1):
     d = config.data
     source, features = open_train_source(config)
     n = len(source)
-    if n < d.batch_size:
-        raise ValueError(
-            f"config.data.batch_size={d.batch_size}: {d.name}[{d.split}] has only {n} examples"
-        )
-    epoch_order = EpochOrder(n, d.batch_size, config.seed, process_index, process_count)
+    what = f"examples in {d.name}[{d.split}]"
+    epoch_order = EpochOrder(n, d.batch_size, config.seed, process_index, process_count, what)
     ds = grain.MapDataset.range(_MAX_STEPS).map(_LocalBatch(source, features, epoch_order))
     it = ds.to_iter_dataset(
         grain.ReadOptions(num_threads=d.num_threads, prefetch_buffer_size=d.prefetch)
