@@ -146,20 +146,27 @@ def test_tpu_vm_refuses_incomplete_invocations(env, args, message):
     assert "gcloud" not in res.stdout
 
 
-def test_tpu_vm_arguments_reach_the_workers_intact(tmp_path):
-    """Runs the real (not dry) path with a gcloud that executes --command in a fake home."""
-    home, log = tmp_path / "home", tmp_path / "argv.txt"
-    _fake(str(home / "primus_jax/.venv/bin/python"), f'printf "%s\\n" "$@" > {log}\n')
+def _fake_gcloud_env(tmp_path, home, **extra):
+    """A gcloud on PATH that runs its ``--command`` under sh in ``home`` (the "TPU worker"),
+    and the environment tpu_vm.sh needs."""
     _fake(
         str(tmp_path / "bin/gcloud"),
         'while [[ $1 != --command ]]; do shift; done\ncd "$FAKE_HOME" && sh -c "$2"\n',
     )
-    env = {
+    return {
         "PATH": f"{tmp_path / 'bin'}:{os.environ['PATH']}",
         "FAKE_HOME": str(home),
         "TPU_NAME": "t",
         "ZONE": "z",
+        **extra,
     }
+
+
+def test_tpu_vm_arguments_reach_the_workers_intact(tmp_path):
+    """Runs the real (not dry) path with a gcloud that executes --command in a fake home."""
+    home, log = tmp_path / "home", tmp_path / "argv.txt"
+    _fake(str(home / "primus_jax/.venv/bin/python"), f'printf "%s\\n" "$@" > {log}\n')
+    env = _fake_gcloud_env(tmp_path, home)
     res = _bash(TPU_VM, "--no-setup", "--", "--workdir=/w", TRICKY, env=env)
     assert res.returncode == 0, res.stderr
     argv = log.read_text().splitlines()
@@ -182,17 +189,7 @@ printf '#!/bin/sh\necho "pip $*" >> {log}\n' > "$d/.venv/bin/python"
 chmod +x "$d/.venv/bin/python"
 """,
     )
-    _fake(
-        str(tmp_path / "bin/gcloud"),
-        'while [[ $1 != --command ]]; do shift; done\ncd "$FAKE_HOME" && sh -c "$2"\n',
-    )
-    env = {
-        "PATH": f"{tmp_path / 'bin'}:{os.environ['PATH']}",
-        "FAKE_HOME": str(home),
-        "TPU_NAME": "t",
-        "ZONE": "z",
-        "PRIMUS_REPO_URL": "https://example.com/r.git",
-    }
+    env = _fake_gcloud_env(tmp_path, home, PRIMUS_REPO_URL="https://example.com/r.git")
     for _ in range(2):
         res = _bash(TPU_VM, "--setup-only", "--python", "python3.11", env=env)
         assert res.returncode == 0, res.stderr
