@@ -1,9 +1,11 @@
-"""StableHLO export: a serialized, deserialized artifact matches PrimusEncoder.apply."""
+"""StableHLO export: a serialized, deserialized artifact matches PrimusEncoder.apply, and a
+torch model's weights exported this way match that torch model on realistic IMU windows."""
 
 import json
 
 import numpy as np
 import pytest
+import realistic_imu as imu
 from inference_test import random_encoder_params, write_checkpoint
 
 from primus_jax.models.encoder import PrimusEncoder
@@ -45,6 +47,24 @@ def test_symbolic_batch_roundtrip(tmp_path, params):
     loaded = export.load(tmp_path / "m.stablehlo")
     for n in (1, 5):  # one artifact, any batch size
         _assert_matches(loaded, params, _inputs(n, seed=n))
+
+
+@pytest.mark.torch
+def test_exported_artifact_matches_torch_on_realistic_windows(tmp_path):
+    pytest.importorskip("torch")
+    import torch_reference as tref
+
+    from primus_jax.tools import import_torch
+
+    model = tref.make_torch_model(3, mm_dim=384)
+    params = import_torch.convert_state_dict(model.state_dict()).params
+    export.save(export.export_encoder(params, platforms=("cpu",)), tmp_path / "t.stablehlo")
+    loaded = export.load(tmp_path / "t.stablehlo")
+    x, cases = imu.stacked()
+    got = {k: np.asarray(v) for k, v in loaded.call(x).items()}
+    assert set(got) == set(tref.OUTPUTS)
+    want, want64 = tref.torch_outputs(model, x), tref.torch_outputs(model, x, float64=True)
+    tref.assert_parity(got, want, want64, cases)
 
 
 def test_fixed_batch_rejects_other_sizes(tmp_path, params):
