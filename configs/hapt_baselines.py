@@ -9,6 +9,10 @@ Variants:
   multitask_ssl  Saeed et al. (2019) transformation recognition (primus_jax/baselines).
   ss_mm, mm_nn, ss_nn   loss ablations of the paper's Fig. 6 (see configs/ablation.py).
   mmfrac_0.1, mmfrac_0.5   PRIMUS with text kept for only 10% / 50% of the windows (Fig. 3).
+  nn_text_lookup  PRIMUS with neighbours looked up by text, nothing excluded (the earlier
+                 HAPT default): on templated text nn_text repeats mm_text and the neighbours
+                 are same-sentence, i.e. same-class, windows (label supervision); kept to
+                 show the difference.
 
 Everything else (data, encoder, batch 64, Adam 2e-4, 1,500 steps, seed) is shared, so the
 few-shot comparison isolates the objective. ``sweep()`` lists all variants.
@@ -27,6 +31,7 @@ VARIANTS = (
     "ss_nn",
     "mmfrac_0.1",
     "mmfrac_0.5",
+    "nn_text_lookup",
 )
 
 
@@ -47,6 +52,8 @@ def get_config(variant: str = "simclr"):
     elif variant == "ss_nn":
         c.loss.alpha, c.loss.beta, c.loss.gamma = 1.0, 0.0, 1.0
         c.loss.nn_terms, c.queue.lookup = "imu", "imu"
+    elif variant == "nn_text_lookup":
+        c.queue.lookup, c.queue.exclude = "text", "none"
     elif variant.startswith("mmfrac_"):
         c.data.multimodal_fraction = float(variant.split("_", 1)[1])
     else:

@@ -33,6 +33,12 @@ def get_config():
     c.model.mm_dim = 384
     c.loss.mm_terms = "text"  # HAPT has no video
     c.loss.nn_terms = "text,imu"
+    # No video to find neighbours by, and the text is templated: a text lookup would return an
+    # identical sentence (nn_text = mm_text) and same-class windows (label supervision). The
+    # IMU key (ssl head) is the only similarity not derived from labels; windows overlap by
+    # half (2.5 s hop), so the neighbour must come from another recording.
+    c.queue.lookup = "imu"
+    c.queue.exclude = "recording"
     c.queue.size = 1024
     c.train.num_steps = 1500
     c.train.log_every = 50

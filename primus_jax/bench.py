@@ -87,8 +87,9 @@ def _full_queue(state, key):
     from primus_jax.losses import l2_normalize
 
     q = state.queue
-    k1, k2, k3 = jax.random.split(key, 3)
+    k1, k2, k3, k4, k5 = jax.random.split(key, 5)
     rnd = lambda k, a: l2_normalize(jax.random.normal(k, a.shape, a.dtype))
+    ids = lambda k, a: jax.random.bits(k, a.shape, a.dtype)
     return state.replace(
         queue=q.replace(
             video=rnd(k1, q.video),
@@ -96,6 +97,8 @@ def _full_queue(state, key):
             imu=rnd(k3, q.imu),
             has_video=jnp.ones_like(q.has_video),
             has_text=jnp.ones_like(q.has_text),
+            segment_id=ids(k4, q.segment_id),
+            recording_id=ids(k5, q.recording_id),
             count=jnp.asarray(q.size, q.count.dtype),
         )
     )
@@ -144,6 +147,8 @@ def run(config, *, batch, steps, warmup, mode, devices_on_axis=-1, data="device"
                 "text": unit(batch),
                 "has_video": np.ones(batch, bool),
                 "has_text": np.ones(batch, bool),
+                "segment_id": rng.integers(0, 2**32, (batch, 2), dtype=np.uint32),
+                "recording_id": rng.integers(0, 2**32, (batch, 2), dtype=np.uint32),
             },
             mesh,
         )

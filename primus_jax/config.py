@@ -10,6 +10,7 @@ from __future__ import annotations
 import ml_collections
 
 from primus_jax import augment as augment_lib
+from primus_jax import losses
 from primus_jax import queue as queue_lib
 from primus_jax.models.encoder import GRU_ORIENTATIONS
 
@@ -62,6 +63,7 @@ def base_config() -> ml_collections.ConfigDict:
             emb_noise=0.1,
             video_fraction=1.0,
             text_fraction=1.0,
+            windows_per_recording=1,  # consecutive segments sharing a recording id
         )
     )
 
@@ -89,10 +91,16 @@ def base_config() -> ml_collections.ConfigDict:
             mm_terms="text,video",
             nn_terms="text,video,imu",
             tau_init=0.1,
+            # "log": tau = exp(log tau), always positive (moves ~10x slower under Adam at
+            # tau = 0.1); "raw": tau itself, as the reference (clamped at tau_min).
+            temperature="log",
+            tau_min=0.01,
         )
     )
 
-    c.queue = ml_collections.ConfigDict(dict(size=8192, lookup="auto"))
+    # exclude: "self" (a row never takes its own segment's stale entry), "recording" (nor any
+    # window of its recording: overlapping windows), "none" (the reference's behaviour).
+    c.queue = ml_collections.ConfigDict(dict(size=8192, lookup="auto", exclude="self"))
 
     # MultitaskSSL baseline (objective="multitask_ssl"); noise, scaling and permutation
     # take their parameters from c.augment. See primus_jax/baselines/multitask_ssl.py.
@@ -234,10 +242,20 @@ def validate(config, *, num_devices: int, process_count: int = 1) -> None:
         raise ConfigError("loss", "every loss term is switched off (alpha, beta, gamma)")
     if loss.tau_init <= 0:
         raise ConfigError("loss.tau_init", f"must be > 0, got {loss.tau_init}")
+    if loss.temperature not in losses.TEMPERATURE_MODES:
+        raise ConfigError(
+            "loss.temperature", f"{loss.temperature!r} is not one of {losses.TEMPERATURE_MODES}"
+        )
+    if loss.temperature == "raw" and not 0 < loss.tau_min <= loss.tau_init:
+        raise ConfigError(
+            "loss.tau_min", f"{loss.tau_min}: needs 0 < tau_min <= tau_init ({loss.tau_init})"
+        )
 
     q = config.queue
     if q.lookup not in queue_lib.LOOKUP_MODES:
         raise ConfigError("queue.lookup", f"{q.lookup!r} is not one of {queue_lib.LOOKUP_MODES}")
+    if q.exclude not in queue_lib.EXCLUDE_MODES:
+        raise ConfigError("queue.exclude", f"{q.exclude!r} is not one of {queue_lib.EXCLUDE_MODES}")
     if uses_queue(config):
         if q.size <= 0 or q.size % b:
             raise ConfigError(
@@ -263,6 +281,43 @@ def validate(config, *, num_devices: int, process_count: int = 1) -> None:
     for k in ("log_every", "checkpoint_every", "keep_checkpoints"):
         if t[k] <= 0:
             raise ConfigError(f"train.{k}", f"must be positive, got {t[k]}")
+
+
+TEMPLATED_TEXT_FRACTION = 0.5  # training texts that repeat another sampled text
+
+
+def nn_supervision_warnings(config, summary: dict) -> list[str]:
+    """Configurations in which the NN terms degenerate, given the training data's summary
+    (``input_pipeline.train_data_summary``: ``num_examples``, ``video_frac``,
+    ``text_duplicate_frac``). Returns one message per problem; the train loop logs them."""
+    if not uses_queue(config):
+        return []
+    q, out = config.queue, []
+    n = summary.get("num_examples", 0)
+    nn_terms = split_terms(config.loss.nn_terms, NN_TERMS, "loss.nn_terms")
+    if q.get("exclude", "self") == "none" and n and q.size >= n:
+        out.append(
+            f"queue.size={q.size} >= the {n} training segments with queue.exclude=none: from "
+            "the second epoch on every row's nearest neighbour is its own stale entry, so L_NN "
+            "repeats L_MM plus self-distillation; use queue.exclude=self (the default)"
+        )
+    text_lookup = q.lookup == "text" or (q.lookup == "auto" and summary.get("video_frac", 0) < 1)
+    dup = summary.get("text_duplicate_frac", 0.0)
+    if text_lookup and dup >= TEMPLATED_TEXT_FRACTION:
+        what = (
+            "nn_text repeats mm_text for those rows, and the other NN positives are windows "
+            "with the same sentence (label-derived when the text is templated)"
+            if "text" in nn_terms
+            else "the NN positives are windows with the same sentence (label-derived when the "
+            "text is templated)"
+        )
+        out.append(
+            f"{100 * dup:.0f}% of the sampled training texts repeat another one (templated text) "
+            f"and the NN lookup uses text (queue.lookup={q.lookup!r}"
+            f"{', no video' if q.lookup == 'auto' else ''}): its nearest neighbour is an "
+            f"identical sentence, so {what}; consider queue.lookup=imu"
+        )
+    return out
 
 
 def _validate_multitask(config) -> None:

@@ -1,7 +1,8 @@
 """Training input: per-process batches of paired segments, with a checkpointable position.
 
 ``make_train_iterator(config)`` returns an iterator of this process's rows of each global
-batch (numpy dicts: ``imu``, ``video``, ``text``, ``has_video``, ``has_text``) that has
+batch (numpy dicts: ``imu``, ``video``, ``text``, ``has_video``, ``has_text``, ``segment_id``,
+``recording_id``) that has
 ``get_state`` / ``set_state`` (or is a grain iterator, checkpointed by grain's own handler).
 ``make_resident_data(config, mesh)`` instead puts the whole split on the mesh
 (``config.data.device_resident``).
@@ -9,13 +10,36 @@ batch (numpy dicts: ``imu``, ``video``, ``text``, ``has_video``, ``has_text``) t
 
 from __future__ import annotations
 
+import json
+
 import jax
 import numpy as np
 
 from primus_jax.data import synthetic
 
+SUMMARY_SAMPLE = 2048  # rows read to estimate the data's summary
+
+
+_SYNTHETIC_CACHE: dict = {}  # the last source built, keyed by its config (summary + iterator)
+
 
 def _synthetic_source(config):
+    key = json.dumps(
+        [
+            config.data.synthetic.to_dict(),
+            config.model.mm_dim,
+            config.seed,
+            config.data.multimodal_fraction,
+        ],
+        sort_keys=True,
+    )
+    if key not in _SYNTHETIC_CACHE:
+        _SYNTHETIC_CACHE.clear()
+        _SYNTHETIC_CACHE[key] = _build_synthetic_source(config)
+    return _SYNTHETIC_CACHE[key]
+
+
+def _build_synthetic_source(config):
     s = config.data.synthetic
     source = synthetic.SyntheticPairedSource(
         s.num_examples,
@@ -27,6 +51,7 @@ def _synthetic_source(config):
         emb_noise=s.emb_noise,
         video_fraction=s.video_fraction,
         text_fraction=s.text_fraction,
+        windows_per_recording=s.get("windows_per_recording", 1),
     )
     if config.data.multimodal_fraction < 1.0:
         from primus_jax.data.tfds_input import multimodal_keep_mask
@@ -63,3 +88,36 @@ def make_resident_data(config, mesh):
 
         arrays = tfds_input.load_train_arrays(config)
     return ResidentData(arrays, config.data.batch_size, config.seed, mesh)
+
+
+def summarize_rows(rows: dict, num_examples: int) -> dict:
+    """What the NN checks need to know about the training data, from a sample of its rows:
+    the number of segments, the fraction with video, and the fraction of texts that repeat
+    another text of the sample (templated text; ``config.nn_supervision_warnings``)."""
+    has_text = np.asarray(rows["has_text"], bool)
+    text = np.asarray(rows["text"], np.float32)[has_text]
+    dup = 0.0
+    if len(text) > 1:
+        t = text / np.maximum(np.linalg.norm(text, axis=1, keepdims=True), 1e-12)
+        gram = t @ t.T
+        np.fill_diagonal(gram, -1.0)
+        dup = float(np.mean(gram.max(axis=1) >= 1.0 - 1e-5))
+    return {
+        "num_examples": int(num_examples),
+        "video_frac": float(np.mean(rows["has_video"])) if len(rows["has_video"]) else 0.0,
+        "text_duplicate_frac": dup,
+    }
+
+
+def sample_indices(n: int, k: int = SUMMARY_SAMPLE) -> np.ndarray:
+    return np.unique(np.linspace(0, n - 1, min(n, k)).astype(np.int64))
+
+
+def train_data_summary(config) -> dict:
+    """:func:`summarize_rows` of the configured training split (before fraction masking)."""
+    if config.data.source == "synthetic":
+        src = _synthetic_source(config)
+        return summarize_rows(src.get_batch(sample_indices(len(src))), len(src))
+    from primus_jax.data import tfds_input
+
+    return tfds_input.train_data_summary(config)

@@ -78,9 +78,13 @@ def progress_line(step, num_steps, scalars, steps_per_s, samples_per_s, eta_s) -
         for k in keys
         if k in scalars
     ]
+    # What the NN supervision does: self matches, same-recording and duplicate-text positives.
+    nn = {"nn_self_frac": "self", "nn_same_recording_frac": "same_rec", "nn_text_dup_frac": "dup"}
+    nn_parts = [f"{short}={scalars[k]:.2f}" for k, short in nn.items() if k in scalars]
     return (
         f"step {step}/{num_steps} ({100.0 * step / num_steps:.1f}%) | "
         + " ".join(parts)
+        + (" | nn " + " ".join(nn_parts) if nn_parts else "")
         + f" | {steps_per_s:.2f} steps/s, {samples_per_s:.0f} samples/s"
         + f" | ETA {format_duration(eta_s)}"
     )

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import math
-
 import flax.struct
 import jax
 import jax.numpy as jnp
 import optax
 
 from primus_jax import config as config_lib
+from primus_jax import losses, rng_streams
 from primus_jax import queue as queue_lib
 from primus_jax.models.encoder import PrimusEncoder
 
@@ -21,11 +20,11 @@ IMU_CHANNELS = 6
 class TrainState:
     """Everything that must survive a restart. It is also the checkpoint item.
 
-    ``params = {"encoder": <linen params>, "log_tau_mm": (), "log_tau_ss": ()}``: the two
-    learnable temperatures (multimodal family and IMU family) live beside the encoder so that
-    the optimizer treats them like the reference does (Adam on every parameter).
-    ``rng`` holds raw uint32 key data (checkpoint-friendly); per step the key is
-    ``fold_in(rng, step)`` so no split keys are carried around.
+    ``params = {"encoder": <linen params>, "log_tau_mm": (), "log_tau_ss": ()}`` (``tau_mm``,
+    ``tau_ss`` with ``loss.temperature="raw"``): the two learnable temperatures (multimodal
+    family and IMU family) live beside the encoder so that the optimizer treats them like the
+    reference does (Adam on every parameter). ``rng`` holds raw uint32 key data
+    (checkpoint-friendly); per step the key is ``fold_in(rng, step)``.
     """
 
     step: jax.Array
@@ -90,21 +89,16 @@ def queue_size(config) -> int:
     return config.queue.size if config_lib.uses_queue(config) else config.data.batch_size
 
 
-def root_keys(seed: int):
-    """(init key, step key) derived from the single config seed."""
-    root = jax.random.key(seed)
-    return jax.random.fold_in(root, 0), jax.random.fold_in(root, 1)
+root_keys = rng_streams.root_keys  # (init key, step key) of the config seed
 
 
 def create_train_state(config, model, tx) -> TrainState:
     """Builds a fresh state (call under ``jax.jit`` with out_shardings to place it)."""
     init_key, step_key = root_keys(config.seed)
     dummy = jnp.zeros((1, WINDOW_T, IMU_CHANNELS), jnp.float32)
-    log_tau = jnp.asarray(math.log(config.loss.tau_init), jnp.float32)
     params = {
         "encoder": model.init(init_key, dummy)["params"],
-        "log_tau_mm": log_tau,
-        "log_tau_ss": log_tau,
+        **losses.init_temperatures(config.loss.tau_init, config.loss.get("temperature", "log")),
     }
     if config.get("objective", "primus") == "multitask_ssl":
         # The baseline's task heads sit beside (not inside) the encoder, so "encoder" keeps

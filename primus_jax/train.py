@@ -101,6 +101,22 @@ def _compile_step(config, jitted, state, inputs):
     return compiled
 
 
+def _log_nn_setup(config, summary: dict) -> None:
+    q = config.queue
+    logging.info(
+        "nn: queue %d, lookup %s, exclude %s; %d training segments (video %.0f%%, repeated "
+        "texts %.0f%%)",
+        q.size,
+        q.lookup,
+        q.exclude,
+        summary["num_examples"],
+        100 * summary["video_frac"],
+        100 * summary["text_duplicate_frac"],
+    )
+    for message in config_lib.nn_supervision_warnings(config, summary):
+        logging.warning("nn: %s", message)
+
+
 def train_and_evaluate(config, workdir: str, *, step_hook=None):
     """Pretrains PRIMUS per ``config``, checkpointing into ``workdir``; returns the state.
 
@@ -131,6 +147,8 @@ def train_and_evaluate(config, workdir: str, *, step_hook=None):
     else:
         resident = None
         data_iter = input_pipeline.make_train_iterator(config)
+    if is_main and config_lib.uses_queue(config):
+        _log_nn_setup(config, input_pipeline.train_data_summary(config))
     model = state_lib.make_model(config)
     tx = state_lib.make_optimizer(config)
     schedule = state_lib.make_schedule(config)

@@ -9,6 +9,8 @@ Batch (global arrays, leading axis sharded over ``data``):
   text       (B, mm_dim) float32
   has_video  (B,) bool
   has_text   (B,) bool
+  segment_id, recording_id   (B, 2) uint32 identities (primus_jax.data.identity), which the
+             NN lookup uses to never return the row's own segment (``queue.exclude``)
 
 Loss (paper §2): ``alpha * L_SS + beta * L_MM + gamma * L_NN`` with
   L_SS = S(ssl(x), ssl(h(x)))                                   tau_ss
@@ -16,7 +18,9 @@ Loss (paper §2): ``alpha * L_SS + beta * L_MM + gamma * L_NN`` with
   L_NN = S(mmcl(x), nn_text) + S(mmcl(x), nn_video)             tau_mm, masked
          + S(ssl(x), nn_imu)                                    tau_ss
 where S is the symmetric InfoNCE of ``losses.py`` and nn_* are the queue entries of each
-row's nearest neighbour, looked up before this batch is enqueued.
+row's nearest neighbour, looked up before this batch is enqueued and never the row's own
+segment. ``nn_statistics`` reports what the NN supervision does (self and same-recording
+matches, duplicate positives).
 """
 
 from __future__ import annotations
@@ -27,11 +31,9 @@ import optax
 
 from primus_jax import augment as augment_lib
 from primus_jax import config as config_lib
-from primus_jax import losses
+from primus_jax import losses, rng_streams
 from primus_jax import queue as queue_lib
 from primus_jax.state import TrainState
-
-_NN_TIE_BREAK = 1 << 20  # fold_in tag of the NN tie-break key (augmentations use 0, 1, ...)
 
 
 def _unique_fraction(index, valid, size):
@@ -42,8 +44,56 @@ def _unique_fraction(index, valid, size):
     return distinct / jnp.maximum(valid.sum(), 1)
 
 
-def make_train_step(config, model, tx, schedule):
-    """Returns ``train_step(state, batch) -> (state, metrics)``."""
+DUPLICATE_COSINE = 1.0 - 1e-6  # neighbour key == own key up to float32 rounding
+
+
+def nn_statistics(nn: dict, nb: dict, batch: dict, queue_size: int) -> dict:
+    """What the NN supervision is doing this step (fractions of the B rows, or of the rows
+    with a neighbour where stated):
+
+    * ``nn_valid_frac``: rows with a neighbour; ``nn_domain_<d>``: rows looked up in domain d;
+    * ``nn_similarity``: mean cosine of the chosen neighbour (valid rows);
+    * ``nn_unique_frac``: distinct neighbours / valid rows (low = many rows share one slot);
+    * ``nn_self_frac``: valid rows whose neighbour is their own segment (0 unless
+      ``queue.exclude="none"``), ``nn_same_recording_frac``: ... from their own recording;
+    * ``nn_text_dup_frac``, ``nn_video_dup_frac``: valid rows whose neighbour's text/video
+      equals their own (a duplicate positive: the NN term then repeats the MM term).
+    """
+    valid = nn["valid"]
+    n_valid = jnp.maximum(valid.sum(), 1)
+    frac = lambda m: (valid & m).sum() / n_valid
+
+    def duplicate(m):
+        both = batch[f"has_{m}"] & nb[f"has_{m}"]
+        cos = jnp.sum(losses.l2_normalize(batch[m]) * nb[m], axis=-1)
+        return frac(both & (cos >= DUPLICATE_COSINE))
+
+    out = {
+        "nn_valid_frac": valid.mean(),
+        "nn_similarity": jnp.where(valid, nn["similarity"], 0.0).sum() / n_valid,
+        "nn_unique_frac": _unique_fraction(nn["index"], valid, queue_size),
+        "nn_text_dup_frac": duplicate("text"),
+        "nn_video_dup_frac": duplicate("video"),
+        **{
+            f"nn_domain_{d}": (valid & (nn["domain"] == i)).mean()
+            for i, d in enumerate(queue_lib.DOMAINS)
+        },
+    }
+    if "segment_id" in batch:
+        same = lambda a, b: jnp.all(a == b, axis=-1)
+        out["nn_self_frac"] = frac(same(nb["segment_id"], batch["segment_id"]))
+        out["nn_same_recording_frac"] = frac(same(nb["recording_id"], batch["recording_id"]))
+    return out
+
+
+def make_loss_and_grads(config, model):
+    """Returns ``fn(state, batch) -> ((loss, aux), grads)``: the objective's value, its
+    auxiliaries (terms, NN lookup, IMU keys) and the gradient w.r.t. ``state.params``.
+
+    The train step applies the optimizer to these gradients; tests compare them directly
+    across device and process counts (Adam is nearly invariant to a gradient scale, so
+    updated parameters alone would hide, e.g., a doubled all-reduce).
+    """
     ops = augment_lib.parse_ops(config.augment.ops)
     loss_cfg = config.loss
     alpha, beta, gamma = loss_cfg.alpha, loss_cfg.beta, loss_cfg.gamma
@@ -53,9 +103,10 @@ def make_train_step(config, model, tx, schedule):
     nn_terms = nn_terms if gamma > 0 else ()
     use_ss = alpha > 0
     use_queue = bool(nn_terms)
-    lookup = config.queue.lookup
+    lookup, exclude = config.queue.lookup, config.queue.get("exclude", "self")
+    tau_min = loss_cfg.get("tau_min", 0.0)
 
-    def train_step(state: TrainState, batch):
+    def loss_and_grads(state: TrainState, batch):
         key = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
         imu = batch["imu"]
         b = imu.shape[0]
@@ -76,8 +127,8 @@ def make_train_step(config, model, tx, schedule):
         def loss_fn(params):
             out = model.apply({"params": params["encoder"]}, x)
             raw = {k: v[:b] for k, v in out.items()}
-            tau_mm = losses.temperature(params["log_tau_mm"])
-            tau_ss = losses.temperature(params["log_tau_ss"])
+            tau_mm = losses.temperature(params, "mm", tau_min)
+            tau_ss = losses.temperature(params, "ss", tau_min)
             terms, aux = {}, {}
             for m in mm_terms:
                 terms[f"mm_{m}"] = losses.symmetric_info_nce(
@@ -93,14 +144,17 @@ def make_train_step(config, model, tx, schedule):
                     imu=raw["ssl"],
                     has_video=batch["has_video"],
                     has_text=batch["has_text"],
+                    segment_id=batch.get("segment_id"),
+                    recording_id=batch.get("recording_id"),
                     mode=lookup,
-                    key=jax.random.fold_in(key, _NN_TIE_BREAK),
+                    exclude=exclude,
+                    key=rng_streams.nn_tie_break(key),
                 )
                 nb = queue_lib.gather(state.queue, nn["index"], nn["valid"])
                 for m in nn_terms:
                     query, tau = (raw["ssl"], tau_ss) if m == "imu" else (raw["mmcl"], tau_mm)
                     terms[f"nn_{m}"] = losses.symmetric_info_nce(query, nb[m], tau, nb[f"has_{m}"])
-                aux["nn"] = nn
+                aux["nn"], aux["nb"] = nn, nb
             total = 0.0
             if use_ss:
                 total += alpha * terms["ss"]
@@ -114,7 +168,20 @@ def make_train_step(config, model, tx, schedule):
             aux["imu_key"] = raw["ssl"]
             return total, aux
 
-        (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+        return jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+
+    loss_and_grads.use_queue = use_queue
+    return loss_and_grads
+
+
+def make_train_step(config, model, tx, schedule):
+    """Returns ``train_step(state, batch) -> (state, metrics)``."""
+    loss_and_grads = make_loss_and_grads(config, model)
+    use_queue = loss_and_grads.use_queue
+    tau_min = config.loss.get("tau_min", 0.0)
+
+    def train_step(state: TrainState, batch):
+        (loss, aux), grads = loss_and_grads(state, batch)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
 
@@ -130,24 +197,15 @@ def make_train_step(config, model, tx, schedule):
                 imu=aux["imu_key"],
                 has_video=batch["has_video"],
                 has_text=batch["has_text"],
+                segment_id=batch.get("segment_id"),
+                recording_id=batch.get("recording_id"),
             )
-            nn = aux["nn"]
-            valid = nn["valid"]
-            n_valid = jnp.maximum(valid.sum(), 1)
-            metrics.update(
-                nn_valid_frac=valid.mean(),
-                nn_similarity=jnp.where(valid, nn["similarity"], 0.0).sum() / n_valid,
-                nn_unique_frac=_unique_fraction(nn["index"], valid, queue.size),
-                **{
-                    f"nn_domain_{d}": (valid & (nn["domain"] == i)).mean()
-                    for i, d in enumerate(queue_lib.DOMAINS)
-                },
-            )
+            metrics.update(nn_statistics(aux["nn"], aux["nb"], batch, queue.size))
             metrics["queue_fill"] = queue.count / queue.size
         metrics.update(
             loss=loss,
-            tau_mm=losses.temperature(params["log_tau_mm"]),
-            tau_ss=losses.temperature(params["log_tau_ss"]),
+            tau_mm=losses.temperature(params, "mm", tau_min),
+            tau_ss=losses.temperature(params, "ss", tau_min),
             grad_norm=optax.tree.norm(grads),
             lr=schedule(state.step),
         )

@@ -9,49 +9,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import realistic_imu as imu
 
-from primus_jax import checkpointing
+from primus_jax import checkpointing, load_encoder
 from primus_jax.config import base_config
 from primus_jax.models.encoder import PrimusEncoder
 from primus_jax.tools import import_torch
 
 torch = pytest.importorskip("torch")
 nn = torch.nn
+import torch_reference as tref  # noqa: E402  (after the skip: it needs torch)
 
 pytestmark = pytest.mark.torch
-
-
-class Block(nn.Module):
-    """The reference's conv block (reference-spec §1.1): the conv is ``net.0``."""
-
-    def __init__(self, c_in, c_out, k, pool="max"):
-        super().__init__()
-        pool_fn = nn.MaxPool1d(3) if pool == "max" else nn.AdaptiveAvgPool1d(32)
-        self.net = nn.Sequential(nn.Conv1d(c_in, c_out, k, dilation=2, bias=False), pool_fn)
-
-    def forward(self, x):
-        return self.net(x)
-
-
-class ReferenceEncoder(nn.Module):
-    """``MW2StackRNNPoolingMultihead``'s module tree, so the state_dict has its key names."""
-
-    def __init__(self, hidden=512, mm_dim=512):
-        super().__init__()
-        self.backbone = nn.Sequential(
-            nn.GroupNorm(2, 6),
-            Block(6, 32, 10),
-            Block(32, 32, 5),
-            Block(32, 32, 5, pool="adaptive"),
-            nn.GroupNorm(4, 32),
-            nn.GRU(batch_first=True, input_size=32, hidden_size=hidden),
-        )
-        self.ssl_head = nn.Linear(hidden, hidden)
-        self.mmcl_head = nn.Linear(hidden, mm_dim)
-
-    def forward(self, x):  # x: (B, 6, 250)
-        emb = self.backbone(x)[1][0]
-        return {"ssl": self.ssl_head(emb), "mmcl": self.mmcl_head(emb), "emb": emb}
 
 
 def _flat_names(sd):
@@ -73,26 +42,15 @@ def _flat_names(sd):
     return out
 
 
-def _make_torch_model(seed, **kw):
-    torch.manual_seed(seed)
-    m = ReferenceEncoder(**kw).eval()
-    with torch.no_grad():  # non-trivial GroupNorm affines, so a swapped scale/bias shows
-        for gn in (m.backbone[0], m.backbone[4]):
-            gn.weight.normal_(1.0, 0.3)
-            gn.bias.normal_(0.0, 0.3)
-    return m
-
-
 @pytest.fixture(scope="module")
 def torch_model():
-    return _make_torch_model(0)
+    return tref.make_torch_model(0)
 
 
 @pytest.fixture(scope="module")
 def inputs():
-    x = np.random.default_rng(0).normal(size=(4, 250, 6)).astype(np.float32)
-    x[..., 2] += 9.8
-    return x
+    """Realistic windows (still, walking, saturated, transitions) and unit noise, per case."""
+    return imu.stacked()
 
 
 def _small_config():
@@ -104,23 +62,19 @@ def _small_config():
     return c
 
 
-def _torch_outputs(model, x):
-    with torch.no_grad():
-        out = model(torch.from_numpy(np.ascontiguousarray(x.transpose(0, 2, 1))))
-    return {k: v.numpy() for k, v in out.items()}
-
-
 def _jax_outputs(params, x, **kw):
-    out = PrimusEncoder(**kw).apply({"params": params}, jnp.asarray(x))
-    return {k: np.asarray(v) for k, v in out.items()}
+    out, inter = PrimusEncoder(**kw).apply(
+        {"params": params}, jnp.asarray(x), return_intermediates=True
+    )
+    assert set(out) == {"emb", "ssl", "mmcl"}
+    return {k: np.asarray(v) for k, v in {**out, **inter}.items()}
 
 
-def _assert_parity(params, model, x, **kw):
-    want = _torch_outputs(model, x)
-    got = _jax_outputs(params, x, **kw)
-    assert set(got) == {"emb", "ssl", "mmcl"}
-    for k in want:
-        np.testing.assert_allclose(got[k], want[k], atol=1e-5, rtol=0, err_msg=k)
+def _assert_parity(params, model, inputs, **kw):
+    """Outputs and GroupNorm outputs against PyTorch and float64 on every case."""
+    x, cases = inputs
+    want, want64 = tref.torch_outputs(model, x), tref.torch_outputs(model, x, float64=True)
+    tref.assert_parity(_jax_outputs(params, x, **kw), want, want64, cases)
 
 
 def _lightning_ckpt(model, **extra_sd):
@@ -152,6 +106,19 @@ def _restored_log_taus(workdir):
     return float(p["log_tau_mm"]), float(p["log_tau_ss"])
 
 
+def test_raw_temperature_config_stores_tau_itself(tmp_path, torch_model):
+    ckpt = tmp_path / "primus.ckpt"
+    temps = {"mmcl_loss.temperature": nn.Parameter(torch.tensor(0.07))}
+    torch.save(_lightning_ckpt(torch_model, **temps), ckpt)
+    config = _small_config()
+    config.loss.temperature = "raw"
+    import_torch.import_checkpoint(ckpt, tmp_path / "run", config)
+    params, _, _ = checkpointing.load_checkpoint_params(tmp_path / "run")
+    assert "log_tau_mm" not in params and "log_tau_ss" not in params
+    np.testing.assert_allclose(params["tau_mm"], 0.07, rtol=1e-6)  # from the checkpoint
+    np.testing.assert_allclose(params["tau_ss"], config.loss.tau_init, rtol=1e-6)  # config
+
+
 def test_lightning_checkpoint_imports_with_parity(tmp_path, torch_model, inputs):
     ckpt = tmp_path / "primus.ckpt"
     torch.save(
@@ -181,12 +148,17 @@ def test_lightning_checkpoint_imports_with_parity(tmp_path, torch_model, inputs)
     assert meta["imported_from"]["sha256"] == summary["sha256"]
     _assert_parity(params, torch_model, inputs)
     np.testing.assert_allclose(_restored_log_taus(tmp_path / "run"), np.log([0.07, 0.2]), 1e-6)
+    # The inference API on the imported run (batched over the devices, last batch padded).
+    x, cases = inputs
+    got = load_encoder(tmp_path / "run", batch_size=16).embed(x, check_units="off")
+    want = tref.torch_outputs(torch_model, x)
+    tref.assert_parity(got, want, tref.torch_outputs(torch_model, x, float64=True), cases)
 
 
 @pytest.mark.parametrize("prefix", ["", "imu_encoder."])
 def test_bare_state_dict_imports_with_parity(tmp_path, inputs, prefix):
     # A different head width: mm_dim is inferred from the mmcl_head shape (384 = MiniLM).
-    model = _make_torch_model(1, mm_dim=384)
+    model = tref.make_torch_model(1, mm_dim=384)
     torch.save({prefix + k: v for k, v in model.state_dict().items()}, tmp_path / "sd.pt")
     summary = import_torch.import_checkpoint(tmp_path / "sd.pt", tmp_path / "run", _small_config())
     assert summary["loader"] == "weights_only" and summary["format"] == "state_dict"

@@ -61,7 +61,9 @@ def test_all_masked_is_zero_with_zero_gradient():
 def test_gradient_flows_to_temperature_and_matches_finite_difference():
     rng = np.random.default_rng(2)
     q, k = jnp.asarray(rng.normal(size=(8, 5))), jnp.asarray(rng.normal(size=(8, 5)))
-    f = lambda log_tau: losses.symmetric_info_nce(q, k, losses.temperature(log_tau))
+    f = lambda log_tau: losses.symmetric_info_nce(
+        q, k, losses.temperature({"log_tau_mm": log_tau}, "mm")
+    )
     log_tau = jnp.log(0.1)
     g = jax.grad(f)(log_tau)
     assert abs(float(g)) > 1e-3
@@ -71,8 +73,12 @@ def test_gradient_flows_to_temperature_and_matches_finite_difference():
 
 
 def test_temperature_stays_positive():
-    assert float(losses.temperature(jnp.asarray(-50.0))) > 0
-    np.testing.assert_allclose(losses.temperature(jnp.log(0.1)), 0.1, rtol=1e-6)
+    assert float(losses.temperature({"log_tau_ss": jnp.asarray(-50.0)}, "ss")) > 0
+    np.testing.assert_allclose(losses.temperature({"log_tau_ss": jnp.log(0.1)}, "ss"), 0.1, 1e-6)
+    # raw: tau itself, clamped at tau_min so it never reaches 0 or turns negative.
+    raw = {"tau_mm": jnp.asarray(-0.5)}
+    np.testing.assert_allclose(losses.temperature(raw, "mm", tau_min=0.01), 0.01)
+    np.testing.assert_allclose(losses.temperature({"tau_mm": jnp.asarray(0.3)}, "mm"), 0.3)
 
 
 def test_perfect_alignment_gives_low_loss():

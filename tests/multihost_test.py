@@ -1,4 +1,5 @@
-"""2 processes x 4 CPU devices (gloo collectives) equal 1 process x 8 devices."""
+"""2 processes x 4 CPU devices (gloo collectives) equal 1 process x 8 devices: losses,
+parameters and, directly, gradients."""
 
 import json
 import os
@@ -27,10 +28,7 @@ def _metrics(workdir):
         return {r["step"]: r for r in map(json.loads, f)}
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("mode", ["host", "resident"])
-def test_two_processes_equal_one_process(tmp_path, mode):
-    multi = str(tmp_path / "multi")
+def _run_workers(multi, mode):
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
     procs = [
@@ -63,6 +61,13 @@ def test_two_processes_equal_one_process(tmp_path, mode):
     for p, out in zip(procs, outs):
         assert p.returncode == 0, out[-3000:]
 
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["host", "resident"])
+def test_two_processes_equal_one_process(tmp_path, mode):
+    multi = str(tmp_path / "multi")
+    _run_workers(multi, mode)
+
     single = str(tmp_path / "single")
     train.train_and_evaluate(tiny_config(mode), single)  # 1 process, 8 devices (conftest)
 
@@ -71,6 +76,11 @@ def test_two_processes_equal_one_process(tmp_path, mode):
     for step in m1:
         for key in ("train/loss", "train/loss_ss", "train/loss_mm", "train/loss_nn"):
             np.testing.assert_allclose(m1[step][key], m2[step][key], atol=1e-5, err_msg=key)
+        # 32 segments, queue 32: epoch 2 (steps 3, 4) finds each row's own entry in the
+        # queue; it is excluded on every process as on one.
+        for m in (m1, m2):
+            assert m[step]["train/nn_self_frac"] == 0.0
+            assert step == 1 or m[step]["train/nn_valid_frac"] == 1.0
     p1, _, s1 = checkpointing.load_checkpoint_params(single)
     p2, _, s2 = checkpointing.load_checkpoint_params(multi)
     assert s1 == s2 == 4
@@ -78,3 +88,28 @@ def test_two_processes_equal_one_process(tmp_path, mode):
 
     for a, b in zip(jax.tree.leaves(p1), jax.tree.leaves(p2), strict=True):
         np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_two_processes_compute_the_same_gradients(tmp_path):
+    from multihost_config import (
+        assert_same_gradients,
+        gradient_inputs,
+        gradients_on_mesh,
+        tiny_config,
+    )
+
+    from primus_jax import sharding
+
+    multi = str(tmp_path / "multi")
+    _run_workers(multi, "grads")
+    with np.load(os.path.join(multi, "grads.npz")) as f:
+        g2 = dict(f.items())
+    with open(os.path.join(multi, "loss.json")) as f:
+        loss2 = json.load(f)
+    c = tiny_config()
+    state, rows = gradient_inputs(c)
+    loss8, terms8, g8 = gradients_on_mesh(c, sharding.make_mesh(c), state, rows)
+    np.testing.assert_allclose(loss2["loss"], loss8, rtol=1e-6)
+    assert terms8["nn"] > 0 and loss2["terms"]["nn"] == pytest.approx(terms8["nn"], rel=1e-6)
+    assert_same_gradients(g2, g8, rtol=1e-6)

@@ -2,6 +2,9 @@
 
     python tests/multihost_worker.py <process_id> <num_processes> <port> <workdir> <mode>
 
+``mode``: "host" or "resident" (a short training run), "grads" (the gradient probe of
+multihost_config, written to <workdir>/grads.npz by process 0).
+
 Each process owns 4 fake CPU devices; gloo carries the cross-process collectives.
 """
 
@@ -23,11 +26,29 @@ from primus_jax import train  # noqa: E402
 
 def main():
     pid, nproc, port, workdir, mode = sys.argv[1:6]
-    c = tiny_config(mode)
+    c = tiny_config("host" if mode == "grads" else mode)
     c.distributed.initialize = True
     c.distributed.coordinator_address = f"127.0.0.1:{port}"
     c.distributed.num_processes = int(nproc)
     c.distributed.process_id = int(pid)
+    if mode == "grads":  # the gradient probe on the 2 x 4 mesh; process 0 writes it
+        import json
+
+        import numpy as np
+        from multihost_config import gradient_inputs, gradients_on_mesh
+
+        from primus_jax import sharding
+
+        train.maybe_initialize_distributed(c)
+        state, rows = gradient_inputs(c)
+        loss, terms, grads = gradients_on_mesh(c, sharding.make_mesh(c), state, rows)
+        if int(pid) == 0:
+            os.makedirs(workdir, exist_ok=True)
+            np.savez(os.path.join(workdir, "grads.npz"), **grads)
+            with open(os.path.join(workdir, "loss.json"), "w") as f:
+                json.dump({"loss": loss, "terms": terms}, f)
+        sharding.wait_for_all_processes("grads_written")
+        return
     train.train_and_evaluate(c, workdir)
 
 

@@ -15,8 +15,19 @@ def _unit(rng, n, d=D):
     return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
 
 
+_SERIAL = iter(range(1, 1 << 30))
+
+
+def _ids(n, recording=None):
+    """(n, 2) uint32 identities, never seen before (or all of one ``recording``)."""
+    seg = np.array([[7, next(_SERIAL)] for _ in range(n)], np.uint32)
+    rec = seg.copy() if recording is None else np.tile(np.uint32([9, recording]), (n, 1))
+    return jnp.asarray(seg), jnp.asarray(rec)
+
+
 def _push(q, rng, has_video=True, has_text=True, tag=None):
     v, t, i = _unit(rng, B), _unit(rng, B), _unit(rng, B)
+    seg, rec = _ids(B)
     if tag is not None:  # recognisable rows: e_tag on the first axis
         v = np.zeros((B, D), np.float32)
         v[:, 0] = tag
@@ -28,6 +39,8 @@ def _push(q, rng, has_video=True, has_text=True, tag=None):
         imu=jnp.asarray(i),
         has_video=jnp.full((B,), has_video),
         has_text=jnp.full((B,), has_text),
+        segment_id=seg,
+        recording_id=rec,
     )
     return q, v, t, i
 
@@ -57,8 +70,10 @@ def test_fill_count_and_filled_mask():
     assert int(q.count) == K and np.all(queue_lib.filled(q))
 
 
-def _lookup(q, video, text=None, imu=None, has_video=True, has_text=True, mode="auto"):
+def _lookup(q, video, text=None, imu=None, has_video=True, has_text=True, mode="auto", **kw):
     n = len(video)
+    seg, rec = _ids(n)  # queries are new segments unless the test says otherwise
+    kw = {"segment_id": seg, "recording_id": rec, **kw}
     return queue_lib.nearest_neighbour(
         q,
         video=jnp.asarray(video),
@@ -67,6 +82,7 @@ def _lookup(q, video, text=None, imu=None, has_video=True, has_text=True, mode="
         has_video=jnp.full((n,), has_video),
         has_text=jnp.full((n,), has_text),
         mode=mode,
+        **kw,
     )
 
 
@@ -76,6 +92,7 @@ def test_never_filled_slots_are_never_chosen():
     q = queue_lib.init_queue(K, D, D)
     e0 = np.zeros((B, D), np.float32)
     e0[:, 0] = 1.0
+    seg, rec = _ids(B)
     q = queue_lib.enqueue(
         q,
         video=jnp.asarray(e0),
@@ -83,6 +100,8 @@ def test_never_filled_slots_are_never_chosen():
         imu=jnp.asarray(e0),
         has_video=jnp.ones(B, bool),
         has_text=jnp.ones(B, bool),
+        segment_id=seg,
+        recording_id=rec,
     )
     res = _lookup(q, -e0[:1])
     assert int(res["index"][0]) < B
@@ -149,6 +168,8 @@ def test_lookup_is_not_differentiable_into_queue_and_imu_key():
         q, *_ = _push(q, rng)
     query = jnp.asarray(_unit(rng, 3))
 
+    seg, rec = _ids(3)
+
     def f(queue, imu):
         res = queue_lib.nearest_neighbour(
             queue,
@@ -157,6 +178,8 @@ def test_lookup_is_not_differentiable_into_queue_and_imu_key():
             imu=imu,
             has_video=jnp.zeros(3, bool),
             has_text=jnp.zeros(3, bool),
+            segment_id=seg,
+            recording_id=rec,
         )
         nb = queue_lib.gather(queue, res["index"], res["valid"])
         return jnp.sum(nb["imu"] * imu) + jnp.sum(nb["video"])
@@ -195,3 +218,132 @@ def test_batch_must_divide_queue():
             has_video=jnp.ones(4, bool),
             has_text=jnp.ones(4, bool),
         )
+
+
+# -- self / recording exclusion ------------------------------------------------------------
+
+
+def _queue_with(video, seg, rec):
+    """A queue of exactly these rows (K = len(video)) and their identities."""
+    k = len(video)
+    q = queue_lib.init_queue(k, video.shape[1], video.shape[1])
+    return queue_lib.enqueue(
+        q,
+        video=jnp.asarray(video),
+        text=jnp.asarray(video),
+        imu=jnp.asarray(video),
+        has_video=jnp.ones(k, bool),
+        has_text=jnp.ones(k, bool),
+        segment_id=jnp.asarray(seg, jnp.uint32),
+        recording_id=jnp.asarray(rec, jnp.uint32),
+    )
+
+
+def test_own_stale_entry_is_never_the_neighbour():
+    # The row's own segment from an earlier epoch is in the queue with cosine 1: the
+    # reference (exclude="none") takes it; "self" must take the best other slot.
+    rng = np.random.default_rng(10)
+    bank = _unit(rng, 8)
+    seg = np.array([[1, i] for i in range(8)], np.uint32)
+    rec = np.array([[2, i // 2] for i in range(8)], np.uint32)
+    q = _queue_with(bank, seg, rec)
+    query = bank[[3, 6]] * 2.0  # rows are segments 3 and 6, any norm
+    ids = dict(segment_id=jnp.asarray(seg[[3, 6]]), recording_id=jnp.asarray(rec[[3, 6]]))
+    sims = (bank[[3, 6]] @ bank.T).astype(np.float64)
+    none = _lookup(q, query, exclude="none", **ids)
+    np.testing.assert_array_equal(none["index"], [3, 6])  # the degenerate self-match
+    want = np.argmax(np.where(np.eye(8, dtype=bool)[[3, 6]], -np.inf, sims), axis=1)
+    own = _lookup(q, query, exclude="self", **ids)
+    np.testing.assert_array_equal(own["index"], want)
+    assert not np.any(np.asarray(own["index"]) == [3, 6])
+
+
+def test_recording_exclusion_skips_every_window_of_the_recording():
+    # Slot 1 is another window of the row's recording and the closest entry (overlapping
+    # windows look alike): "self" takes it, "recording" does not.
+    base = np.zeros((6, D), np.float32)
+    base[:, 0] = 1.0
+    base[1, 1], base[2, 1], base[3, 1], base[4, 2], base[5, 3] = 0.05, 0.3, 0.2, 0.6, 0.9
+    bank = base / np.linalg.norm(base, axis=1, keepdims=True)
+    seg = np.array([[1, i] for i in range(6)], np.uint32)
+    rec = np.array([[2, 0], [2, 0], [2, 0], [2, 1], [2, 1], [2, 2]], np.uint32)
+    q = _queue_with(bank, seg, rec)
+    ids = dict(segment_id=jnp.asarray(seg[:1]), recording_id=jnp.asarray(rec[:1]))
+    assert int(_lookup(q, bank[:1], exclude="none", **ids)["index"][0]) == 0
+    assert int(_lookup(q, bank[:1], exclude="self", **ids)["index"][0]) == 1
+    # recording 0 = slots 0, 1, 2: the best remaining slot is 3.
+    assert int(_lookup(q, bank[:1], exclude="recording", **ids)["index"][0]) == 3
+
+
+def test_a_row_whose_only_video_slots_are_excluded_falls_back_to_text():
+    bank = _unit(np.random.default_rng(11), 4)
+    seg = np.array([[1, i] for i in range(4)], np.uint32)
+    q = queue_lib.enqueue(
+        queue_lib.init_queue(4, D, D),
+        video=jnp.asarray(bank),
+        text=jnp.asarray(bank),
+        imu=jnp.asarray(bank),
+        has_video=jnp.asarray([True, False, False, False]),
+        has_text=jnp.ones(4, bool),
+        segment_id=jnp.asarray(seg),
+        recording_id=jnp.asarray(seg),
+    )
+    res = _lookup(q, bank[:1], segment_id=jnp.asarray(seg[:1]), recording_id=jnp.asarray(seg[:1]))
+    assert int(res["domain"][0]) == 1 and int(res["index"][0]) != 0 and bool(res["valid"][0])
+
+
+def test_exclusion_needs_identities():
+    q = queue_lib.init_queue(K, D, D)
+    x = jnp.ones((2, D))
+    with pytest.raises(ValueError, match="segment_id"):
+        queue_lib.nearest_neighbour(
+            q, video=x, text=x, imu=x, has_video=jnp.ones(2, bool), has_text=jnp.ones(2, bool)
+        )
+
+
+# -- random tie-break ------------------------------------------------------------------------
+
+
+def test_tied_rows_spread_over_tied_slots():
+    # 16 slots hold the same sentence (templated text), 16 others something else; 256 rows
+    # ask with that sentence. Each row must take a tied slot, the rows must spread over all
+    # of them roughly uniformly, and a new key must reshuffle the assignment.
+    rng = np.random.default_rng(12)
+    tied = np.flatnonzero(rng.permutation(32) < 16)
+    bank = _unit(rng, 32)
+    sentence = _unit(rng, 1)[0]
+    bank[tied] = sentence
+    q = _queue_with(bank, np.array([[1, i] for i in range(32)]), np.zeros((32, 2)))
+    query = np.tile(sentence, (256, 1))
+    look = lambda key: np.asarray(
+        _lookup(q, query, key=None if key is None else jax.random.key(key))["index"]
+    )
+    a, b = look(0), look(1)
+    assert set(a) <= set(tied) and set(b) <= set(tied)
+    counts = np.bincount(a, minlength=32)[tied]
+    assert counts.min() >= 4 and counts.max() <= 32  # expected 16 per slot
+    chi2 = ((counts - 16.0) ** 2 / 16.0).sum()
+    assert chi2 < 37.7  # chi-square, 15 dof, p = 0.001
+    assert np.mean(a != b) > 0.8  # a new assignment every step
+    np.testing.assert_array_equal(look(None), tied[0])  # no key: the lowest tied slot
+
+
+def test_tie_break_never_reorders_distinct_similarities():
+    # Slot 2 is better than the tied slots by a single float32 ulp of the similarity: it must
+    # win for every row and every key (a noise offset would reorder it).
+    bank = np.zeros((8, D), np.float32)
+    bank[:, 0] = 1.0
+    q = _queue_with(bank, np.array([[1, i] for i in range(8)]), np.zeros((8, 2)))
+    sim = np.full((4, 8), np.float32(0.9))
+    sim[:, 2] = np.nextafter(np.float32(0.9), np.float32(1.0))
+    for key in range(5):
+        idx = queue_lib._argmax_random_ties(jnp.asarray(sim), jax.random.key(key))
+        np.testing.assert_array_equal(idx, 2)
+    del q
+
+
+def test_tie_priorities_are_nonzero_and_differ_between_rows():
+    p = np.asarray(queue_lib.tie_priorities(jax.random.key(0), 64, 1024))
+    assert p.dtype == np.uint32 and np.all(p % 2 == 1)
+    # Rows order the slots differently: the top slot per row is spread out.
+    assert len(set(np.argmax(p, axis=1).tolist())) > 50

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import reference_impls as ref
 
-from primus_jax import augment, losses
+from primus_jax import augment, losses, train_step
 from primus_jax import state as state_lib
 from primus_jax.config import base_config
 from primus_jax.data.synthetic import SyntheticPairedSource
@@ -86,15 +86,20 @@ def test_second_step_nn_terms_match_independent_computation():
     filled = np.arange(q.size) < int(q.count)
     has_v = np.asarray(batch["has_video"])
     has_t = np.asarray(batch["has_text"])
+    # Both batches hold synthetic rows 0..7, so every row's own segment sits in the queue:
+    # it must be skipped (queue.exclude="self").
+    own = np.all(np.asarray(q.segment_id)[None] == np.asarray(batch["segment_id"])[:, None], -1)
+    assert own.sum() == BATCH
     # Per-row domain: video if the row has it, else text, else the IMU key.
     idx = np.empty(BATCH, int)
     for i in range(BATCH):
+        free = filled & ~own[i]
         if has_v[i]:
-            qv, bank, ok = batch["video"][i : i + 1], q.video, filled & np.asarray(q.has_video)
+            qv, bank, ok = batch["video"][i : i + 1], q.video, free & np.asarray(q.has_video)
         elif has_t[i]:
-            qv, bank, ok = batch["text"][i : i + 1], q.text, filled & np.asarray(q.has_text)
+            qv, bank, ok = batch["text"][i : i + 1], q.text, free & np.asarray(q.has_text)
         else:
-            qv, bank, ok = raw["ssl"][i : i + 1], q.imu, filled
+            qv, bank, ok = raw["ssl"][i : i + 1], q.imu, free
         idx[i] = ref.nearest_video_neighbour(qv, bank, ok)[0]
     nb = {k: np.asarray(getattr(q, k))[idx] for k in ("video", "text", "imu")}
     nb_has_v = np.asarray(q.has_video)[idx]
@@ -108,7 +113,7 @@ def test_second_step_nn_terms_match_independent_computation():
     }
     for k, v in want.items():
         np.testing.assert_allclose(m[k], v, rtol=1e-4, err_msg=k)
-    assert float(m["nn_valid_frac"]) == 1.0
+    assert float(m["nn_valid_frac"]) == 1.0 and float(m["nn_self_frac"]) == 0.0
     assert int(new.queue.count) == 2 * BATCH
 
 
@@ -145,3 +150,45 @@ def test_temperatures_receive_gradients_and_update():
     new, _ = step(st, _batch(0))
     assert float(new.params["log_tau_mm"]) != float(st.params["log_tau_mm"])
     assert float(new.params["log_tau_ss"]) != float(st.params["log_tau_ss"])
+
+
+def _dloss_dtau(q, k, tau):
+    """d/dtau of the symmetric InfoNCE, by hand: with s = cos(q_i, k_j) and p the softmax of
+    s / tau, dCE_row_i/dtau = -(sum_j p_ij s_ij - s_ii) / tau^2 (columns alike)."""
+    qn = np.float64(q) / np.linalg.norm(q, axis=1, keepdims=True)
+    kn = np.float64(k) / np.linalg.norm(k, axis=1, keepdims=True)
+    s = qn @ kn.T
+    out = 0.0
+    for m in (s, s.T):
+        p = np.exp(m / tau - (m / tau).max(axis=1, keepdims=True))
+        p /= p.sum(axis=1, keepdims=True)
+        out += np.mean(-((p * m).sum(axis=1) - np.diag(m)) / tau**2)
+    return out
+
+
+@pytest.mark.parametrize("mode", ["raw", "log"])
+def test_temperature_gradient_and_first_update_match_hand_computation(mode):
+    # L_SS only, so the loss is one symmetric InfoNCE at tau_ss.
+    c = _config(alpha=1.0, beta=0.0, gamma=0.0, temperature=mode)
+    c.optim.lr = 2e-4  # the reference's
+    model, st, step = _setup(c)
+    batch = _batch(0)
+    key = jax.random.fold_in(jax.random.wrap_key_data(st.rng), 0)
+    view = augment.augment(key, batch["imu"], augment.parse_ops(c.augment.ops))
+    p = {"params": st.params["encoder"]}
+    q = np.asarray(model.apply(p, batch["imu"])["ssl"])
+    k = np.asarray(model.apply(p, view)["ssl"])
+    g_tau = _dloss_dtau(q, k, 0.1)
+
+    (_, _), grads = jax.jit(train_step.make_loss_and_grads(c, model))(st, batch)
+    name = "tau_ss" if mode == "raw" else "log_tau_ss"
+    # raw: the gradient w.r.t. tau itself; log: chain rule, tau * dL/dtau.
+    want = g_tau if mode == "raw" else 0.1 * g_tau
+    np.testing.assert_allclose(float(grads[name]), want, rtol=2e-4)
+    new, m = step(st, batch)
+    # Adam's first update is -lr * g / (|g| + eps): one lr step against the gradient's sign.
+    moved = float(new.params[name]) - float(st.params[name])
+    np.testing.assert_allclose(moved, -2e-4 * np.sign(want), rtol=1e-3)
+    # What that means for tau: raw moves it by lr, log by ~lr * tau (10x slower at 0.1).
+    dtau = float(m["tau_ss"]) - 0.1
+    np.testing.assert_allclose(abs(dtau), 2e-4 if mode == "raw" else 2e-5, rtol=2e-3)

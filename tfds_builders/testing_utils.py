@@ -91,7 +91,8 @@ def write_store(
 
 class TinySegments(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     """40 segment-format examples for pipeline tests: example ``i`` has ``imu == i``, label
-    ``i % 2``, subject ``s{i % 4}`` and the text embedding ``e_(i % 8)`` (8-d)."""
+    ``i % 2``, subject ``s{i % 4}``, recording ``rec{i // 4}`` (4 consecutive windows each) and
+    the text embedding ``e_(i % 8)`` (8-d: texts repeat, like templated text)."""
 
     name = "tiny_segments"
     VERSION = tfds.core.Version("1.0.0")
@@ -115,9 +116,9 @@ class TinySegments(tfds.core.GeneratorBasedBuilder, skip_registration=True):
             yield segment_format.make_example(
                 label_names=["a", "b"],
                 imu=np.full((250, 6), float(i), np.float32),
-                recording=f"rec{i}",
+                recording=f"rec{i // 4}",
                 subject=f"s{i % 4}",
-                start_s=0.0,
+                start_s=5.0 * (i % 4),
                 label=i % 2,
                 text=f"text {i}",
                 text_emb=emb,

@@ -1,6 +1,6 @@
 """The order in which training examples are visited, shared by every input mode.
 
-Epoch ``e`` visits the examples in ``permutation(fold_in(fold_in(key(seed), DATA_TAG), e), n)``
+Epoch ``e`` visits the examples in ``permutation(fold_in(rng_streams.data_key(seed), e), n)``
 (jax.random, threefry: the same numbers on every backend). Global batch ``b`` of the epoch is
 rows ``[b*B, (b+1)*B)`` of it, and the last ``n % B`` examples of each epoch are dropped, so a
 batch never holds the same example twice. Process ``p`` of ``P`` reads rows
@@ -19,12 +19,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-# Distinct from the init (0) and step (1) streams of state.root_keys.
-DATA_TAG = 2
+from primus_jax import rng_streams
 
 
 def epoch_key(seed: int, epoch):
-    return jax.random.fold_in(jax.random.fold_in(jax.random.key(seed), DATA_TAG), epoch)
+    return jax.random.fold_in(rng_streams.data_key(seed), epoch)
 
 
 def epoch_permutation(seed: int, epoch, n: int):

@@ -5,6 +5,8 @@ sum of sinusoids (0.5-6 Hz) per channel whose amplitudes are softplus(linear(z))
 acc z and sensor noise); the "video" and "text" embeddings are fixed random projections of
 ``z`` plus noise, L2-normalised. The three modalities therefore share information, so the
 multimodal and nearest-neighbour losses can actually fall, and the class gives a probe target.
+Segments carry identities like the segment format's ids (optionally several segments per
+recording, to exercise the queue's recording exclusion).
 
 Everything is a deterministic function of the seed, so tests and the smoke config are exact.
 """
@@ -12,6 +14,9 @@ Everything is a deterministic function of the seed, so tests and the smoke confi
 from __future__ import annotations
 
 import numpy as np
+
+from primus_jax import rng_streams
+from primus_jax.data import identity
 
 RATE_HZ = 50
 WINDOW_T = 250
@@ -33,12 +38,20 @@ class SyntheticPairedSource:
         emb_noise: float = 0.1,
         video_fraction: float = 1.0,
         text_fraction: float = 1.0,
+        windows_per_recording: int = 1,
     ):
-        rng = np.random.default_rng([seed, 0x5E6])
+        rng = np.random.default_rng([seed, rng_streams.NP_SYNTHETIC])
         n, lat = num_examples, latent_dim
         protos = 1.5 * rng.normal(size=(num_classes, lat))
         self.label = rng.integers(0, num_classes, n).astype(np.int32)
         z = protos[self.label] + 0.5 * rng.normal(size=(n, lat))
+        if windows_per_recording > 1:
+            # Windows of one recording share its first window's class and latent (plus a
+            # little drift), so they look alike, as overlapping real windows do.
+            first = np.arange(n) // windows_per_recording * windows_per_recording
+            drift = np.random.default_rng([seed, rng_streams.NP_SYNTHETIC, 1])
+            self.label = self.label[first]
+            z = z[first] + 0.15 * drift.normal(size=(n, lat))
         amp_proj = rng.normal(size=(lat, 6, len(_FREQS_HZ))) / np.sqrt(lat)
         phase = rng.uniform(0, 2 * np.pi, size=(n, 6, len(_FREQS_HZ)))
         t = np.arange(WINDOW_T) / RATE_HZ
@@ -64,6 +77,13 @@ class SyntheticPairedSource:
         self.has_text = rng.random(n) < text_fraction
         self.video = embed(1) * self.has_video[:, None]
         self.text = embed(2) * self.has_text[:, None]
+        # Identities as the segment format names them (id = <recording>/<start_ms>); groups of
+        # ``windows_per_recording`` consecutive segments share a recording.
+        rec = [f"synthetic/rec{i // windows_per_recording}" for i in range(n)]
+        self.recording_id = identity.hash_strings(rec)
+        self.segment_id = identity.hash_strings(
+            f"{r}/{5000 * (i % windows_per_recording)}" for i, r in enumerate(rec)
+        )
 
     def __len__(self) -> int:
         return len(self.label)
@@ -82,6 +102,8 @@ class SyntheticPairedSource:
             "text": self.text[idx],
             "has_video": self.has_video[idx],
             "has_text": self.has_text[idx],
+            "segment_id": self.segment_id[idx],
+            "recording_id": self.recording_id[idx],
         }
 
     def __getitem__(self, i: int) -> dict:

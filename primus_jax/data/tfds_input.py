@@ -9,7 +9,7 @@ Train pipeline (``make_train_iterator``):
                                             remainder dropped, same order for any process
                                             count and for the device-resident mode)
     -> features per record                  fixed widths; seeded multimodal-fraction masking
-                                            by record index
+                                            by record index; segment/recording identities
     -> to_iter_dataset(ReadOptions)         prefetching threads (or worker processes)
 
 The iterator is a grain iterator: its position is saved in every checkpoint by grain's own
@@ -27,6 +27,9 @@ import os
 
 import numpy as np
 from absl import logging
+
+from primus_jax import rng_streams
+from primus_jax.data import identity
 
 OUR_DATASETS = ("egoexo4d", "ego4d", "realworld", "uci_hapt")
 
@@ -144,7 +147,8 @@ def multimodal_keep_mask(n: int, fraction: float, seed: int) -> np.ndarray:
     if fraction >= 1.0:
         return np.ones(n, bool)
     keep = np.zeros(n, bool)
-    chosen = np.random.default_rng([seed, 0x3F3]).permutation(n)[: round(fraction * n)]
+    rng = np.random.default_rng([seed, rng_streams.NP_MULTIMODAL_MASK])
+    chosen = rng.permutation(n)[: round(fraction * n)]
     keep[chosen] = True
     return keep
 
@@ -173,6 +177,7 @@ class PairedFeatures:
             "text": text,
             "has_video": np.bool_(has_video),
             "has_text": np.bool_(has_text),
+            **identity.row_identity(ex["id"], ex["recording"]),
         }
 
 
@@ -209,12 +214,12 @@ def _prepare_once(name: str, data_dir: str, manual_dir: str | None) -> None:
     sharding.wait_for_all_processes("dataset_prepared")
 
 
-def open_train_source(config):
+def open_train_source(config, prepare: bool = True):
     """``(source, features)`` of the configured training split: prepared if allowed, embedding
     widths checked against ``model.mm_dim``, multimodal-fraction mask applied."""
     d = config.data
     data_dir = d.data_dir or default_data_dir()
-    if d.prepare:
+    if d.prepare and prepare:
         _prepare_once(d.name, data_dir, d.manual_dir or None)
     source, info = open_source(d.name, d.split, data_dir)
     check_dims(d.name, info, config.model.mm_dim)
@@ -279,6 +284,17 @@ def read_all(source, fn, *, chunk: int = 4096) -> dict[str, np.ndarray]:
             for k, v in fn(i, ex).items():
                 cols.setdefault(k, []).append(v)
     return {k: np.stack(v) for k, v in cols.items()}
+
+
+def train_data_summary(config) -> dict:
+    """``input_pipeline.summarize_rows`` over evenly spaced records of the training split."""
+    from primus_jax.input_pipeline import sample_indices, summarize_rows
+
+    source, features = open_train_source(config, prepare=False)
+    full = PairedFeatures(features.mm_dim, np.ones(len(source), bool))
+    idx = sample_indices(len(source))
+    rows = [full(int(i), ex) for i, ex in zip(idx, source.__getitems__(idx.tolist()))]
+    return summarize_rows({k: np.stack([r[k] for r in rows]) for k in rows[0]}, len(source))
 
 
 def load_train_arrays(config) -> dict[str, np.ndarray]:

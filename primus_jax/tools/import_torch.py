@@ -606,7 +606,12 @@ def import_checkpoint(
 
     model = state_lib.make_model(config)
     tx = state_lib.make_optimizer(config)
-    taus = {k: np.asarray(v, np.float32) for k, v in log_taus.items()}
+    # Stored in the config's parameterisation: log τ, or τ itself with loss.temperature=raw.
+    raw = config.loss.get("temperature", "log") == "raw"
+    taus = {
+        (k[len("log_") :] if raw else k): np.asarray(math.exp(v) if raw else v, np.float32)
+        for k, v in log_taus.items()
+    }
     fresh = jax.eval_shape(lambda: state_lib.create_train_state(config, model, tx))
     # Same encoder tree as the model's (guards against drift between KEY_TABLE and the model).
     if jax.tree.structure(conv.params) != jax.tree.structure(fresh.params["encoder"]):
