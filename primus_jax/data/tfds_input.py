@@ -30,6 +30,7 @@ from absl import logging
 
 from primus_jax import rng_streams
 from primus_jax.data import identity
+from primus_jax.data.summary import sample_indices, summarize_rows
 
 OUR_DATASETS = ("egoexo4d", "ego4d", "realworld", "uci_hapt")
 
@@ -287,9 +288,7 @@ def read_all(source, fn, *, chunk: int = 4096) -> dict[str, np.ndarray]:
 
 
 def train_data_summary(config) -> dict:
-    """``input_pipeline.summarize_rows`` over evenly spaced records of the training split."""
-    from primus_jax.input_pipeline import sample_indices, summarize_rows
-
+    """``summary.summarize_rows`` over evenly spaced records of the training split."""
     source, features = open_train_source(config, prepare=False)
     full = PairedFeatures(features.mm_dim, np.ones(len(source), bool))
     idx = sample_indices(len(source))
