@@ -1,6 +1,8 @@
 """Base class of the four segment builders: features, configs, embedding merge, build log.
 
-A subclass sets ``LABEL_NAMES``, ``BUILDER_CONFIGS`` (``SegmentConfig``s) and implements
+A subclass sets ``LABEL_NAMES``, ``CLASS_PROMPTS`` (zero-shot sentences per class, written to
+``info.metadata["class_prompts"]``), ``TEXT_FROM_LABELS``, ``BUILDER_CONFIGS``
+(``SegmentConfig``s, which may bring their own classes and prompts) and implements
 ``_split_generators`` / ``_generate_examples``, producing examples with ``self._example``. It
 reports bad raw input with ``self.stats.skip(split, reason, where)`` (logged) and
 expected exclusions with ``self.stats.note(split, what)`` (counted only); each split's generator
@@ -70,13 +72,56 @@ class SegmentBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     """Shared ``_info``, embedding-store handling and build statistics."""
 
     LABEL_NAMES: ClassVar[Sequence[str]] = ()
+    # One tuple of sentences per class of LABEL_NAMES (zero-shot prompts); () = none.
+    CLASS_PROMPTS: ClassVar[Sequence[Sequence[str]]] = ()
+    # The paired text is generated from the labels (e.g. templated sentences).
+    TEXT_FROM_LABELS: ClassVar[bool] = False
     HOMEPAGE: ClassVar[str] = ""
+
+    @classmethod
+    def config_classes(cls, config: str | segment_format.SegmentConfig | None) -> dict:
+        """``{"label_names", "class_prompts", "text_from_labels", "text_encoder"}`` of a config.
+
+        The same values the build writes into ``info.metadata``; evaluation falls back to
+        them for datasets built before the metadata held prompts.
+        """
+        if config is None or isinstance(config, str):
+            configs = {c.name: c for c in cls.BUILDER_CONFIGS}
+            name = config or cls.BUILDER_CONFIGS[0].name
+            if name not in configs:
+                raise ValueError(f"{cls.__name__}: no config {name!r}; have {sorted(configs)}")
+            config = configs[name]
+        own = bool(config.label_names)
+        return {
+            "label_names": list(config.label_names or cls.LABEL_NAMES),
+            "class_prompts": [
+                list(p) for p in (config.class_prompts if own else cls.CLASS_PROMPTS)
+            ],
+            "text_from_labels": bool(
+                cls.TEXT_FROM_LABELS if config.text_from_labels is None else config.text_from_labels
+            ),
+            "text_encoder": config.text_encoder,
+        }
+
+    @property
+    def label_names(self) -> list[str]:
+        """This config's class names (``info.metadata["label_names"]``)."""
+        return self.config_classes(self.builder_config)["label_names"]
 
     def _info(self) -> tfds.core.DatasetInfo:
         cfg = self.builder_config
+        classes = self.config_classes(cfg)
+        extra = {"text_encoder": classes["text_encoder"]} if classes["text_encoder"] else {}
         return self.dataset_info_from_configs(
             features=segment_format.features(),
-            metadata=segment_format.metadata(self.LABEL_NAMES, cfg.text_emb_dim, cfg.video_emb_dim),
+            metadata=segment_format.metadata(
+                classes["label_names"],
+                cfg.text_emb_dim,
+                cfg.video_emb_dim,
+                class_prompts=classes["class_prompts"],
+                text_from_labels=classes["text_from_labels"],
+                **extra,
+            ),
             homepage=self.HOMEPAGE,
         )
 
@@ -138,7 +183,7 @@ class SegmentBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
             kwargs["video_emb"] = video_store.get(key)
             if kwargs["video_emb"] is None:
                 self.stats.skip(split, "video_emb_missing", key)
-        key, ex = segment_format.make_example(label_names=self.LABEL_NAMES, **kwargs)
+        key, ex = segment_format.make_example(label_names=self.label_names, **kwargs)
         self.stats.count(split, ex["label_name"])
         return key, ex
 

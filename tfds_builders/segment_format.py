@@ -43,11 +43,29 @@ def features() -> tfds.features.FeaturesDict:
 
 
 def metadata(
-    label_names: Sequence[str], text_emb_dim: int = 0, video_emb_dim: int = 0, **extra
+    label_names: Sequence[str],
+    text_emb_dim: int = 0,
+    video_emb_dim: int = 0,
+    *,
+    class_prompts: Sequence[Sequence[str]] = (),
+    text_from_labels: bool = False,
+    **extra,
 ) -> tfds.core.MetadataDict:
-    """``info.metadata``: class names, embedding widths (0 = none) and builder extras."""
+    """``info.metadata``: class names, embedding widths (0 = none), prompts and extras.
+
+    ``class_prompts`` (one list of sentences per class, in label order) are what zero-shot
+    evaluation embeds; ``text_from_labels`` says the paired ``text`` was generated from the
+    labels (templated sentences), so multimodal pretraining on it saw the labels.
+    """
+    if class_prompts and len(class_prompts) != len(label_names):
+        raise ValueError(f"{len(class_prompts)} prompt lists for {len(label_names)} classes")
+    for names in class_prompts:
+        if not names or not all(isinstance(p, str) and p.strip() for p in names):
+            raise ValueError(f"every class needs non-empty prompt sentences, got {names!r}")
     return tfds.core.MetadataDict(
         label_names=list(label_names),
+        class_prompts=[list(p) for p in class_prompts],
+        text_from_labels=bool(text_from_labels),
         text_emb_dim=int(text_emb_dim),
         video_emb_dim=int(video_emb_dim),
         rate_hz=RATE_HZ,
@@ -69,12 +87,24 @@ class SegmentConfig(tfds.core.BuilderConfig):
         video_store: Likewise for ``video_emb``.
         text_emb_dim: Expected width of the text store (checked at build time), 0 = none.
         video_emb_dim: Expected width of the video store, 0 = none.
+        label_names: This config's classes, when they differ from the builder's
+            ``LABEL_NAMES`` (e.g. ``uci_hapt/transitions``); ``()`` = the builder's.
+        class_prompts: Zero-shot prompts per class for ``label_names``; ``()`` = the
+            builder's ``CLASS_PROMPTS``.
+        text_from_labels: Overrides the builder's ``TEXT_FROM_LABELS``; ``None`` = keep it.
+        text_encoder: Text encoder that zero-shot evaluation should embed the prompts with
+            when the config stores no text embeddings (``info.metadata["text_encoder"]``
+            otherwise comes from the store); ``None`` = none.
     """
 
     text_store: str | None = None
     video_store: str | None = None
     text_emb_dim: int = 0
     video_emb_dim: int = 0
+    label_names: tuple[str, ...] = ()
+    class_prompts: tuple[tuple[str, ...], ...] = ()
+    text_from_labels: bool | None = None
+    text_encoder: str | None = None
 
 
 def segment_id(recording: str, start_s: float) -> str:

@@ -35,6 +35,7 @@ class Builder(SegmentBuilder):
     VERSION = tfds.core.Version("1.0.0")
     RELEASE_NOTES: ClassVar[dict[str, str]] = {"1.0.0": "Initial release."}
     LABEL_NAMES = ego4d_meta.SCENARIO_CLASSES
+    CLASS_PROMPTS = ego4d_meta.CLASS_PROMPTS
     HOMEPAGE = "https://ego4d-data.org/"
     BUILDER_CONFIGS: ClassVar[list[segment_format.SegmentConfig]] = [
         segment_format.SegmentConfig(

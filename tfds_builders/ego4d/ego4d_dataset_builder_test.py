@@ -145,3 +145,12 @@ def test_segment_ids_are_format_ids(built):
     _, data = built
     for ex in (ex for v in data.values() for ex in v):
         assert ex["id"] == segment_format.segment_id(ex["recording"], float(ex["start_s"]))
+
+
+def test_metadata_prompts(built):
+    builder, _ = built
+    meta = builder.info.metadata
+    assert meta["class_prompts"] == [list(p) for p in ego4d_meta.CLASS_PROMPTS]
+    assert len(meta["class_prompts"]) == len(meta["label_names"]) == 10
+    assert meta["class_prompts"][7][0] == "Practicing a musical instrument"  # reference order
+    assert meta["text_from_labels"] is False  # narrations are written by annotators

@@ -14,10 +14,16 @@ Official train (pretraining; 10% of takes per class go to ``val``):
 - ``tr-misc-0``: an unlabelled take name; ``tr-bike-0``: only a ``.vrs`` file (skipped without
   projectaria-tools); ``tr-short-0``: 3 s of IMU (skipped); ``tr-bad-0``: npz without ``imu``.
 
-Official val (downstream; 50/25/25 per class):
+Official val (downstream; 50/25/25 of the participants per class):
 
-- ``vl-cpr-0..3`` (cpr) and ``vl-soccer-0..1`` (soccer_basketball), 10 s at 50 Hz.
+- ``vl-cpr-0..5`` (cpr): participant 200 recorded ``vl-cpr-0..2``, participants 201-203 one
+  take each (4 groups: 2/1/1); ``vl-soccer-0..1`` (soccer_basketball): both by participant
+  300. 10 s at 50 Hz.
+- ``vl-cook-0``: participant 102, who also has pretraining takes (unused).
 - ``vl-misc-0``: unlabelled (unused); ``tr-music-0`` is listed in both files (pretraining only).
+
+Participants in pretraining: 100-102, two cooking takes each (``tr-cook-i`` -> 100 + i % 3);
+the other official-train takes have no participant id and are split by take.
 """
 
 from __future__ import annotations
@@ -113,11 +119,14 @@ def main(out_dir: str) -> None:
         _desc(2.6, "C compresses the chest of the CPR manikin"),
         _desc(6.0, "C checks breathing"),
     ]
-    for i in range(4):
-        add_take(f"vl-cpr-{i}", f"nus_cpr_0{i}_1", 10, 50, cpr, val_ann, participant=200 + i)
+    for i in range(6):  # participant 200 recorded three of them
+        participant = 200 + max(i - 2, 0)
+        add_take(f"vl-cpr-{i}", f"nus_cpr_0{i}_1", 10, 50, cpr, val_ann, participant=participant)
     for i in range(2):
         add_take(f"vl-soccer-{i}", f"iiith_soccer_00{i}_2", 10, 50, std, val_ann, participant=300)
     add_take("vl-misc-0", "sfu_unknown_3", 10, 50, std, val_ann, moving=False)
+    # Participant 102 also has pretraining takes: this official-val take is unused.
+    add_take("vl-cook-0", "georgiatech_cooking_10_1", 10, 50, std, val_ann, participant=102)
     val_ann["tr-music-0"] = train_ann["tr-music-0"]
 
     os.makedirs(os.path.join(out_dir, "annotations"), exist_ok=True)

@@ -2,7 +2,9 @@
 
 One window per description of the first annotator (``signal.window_around``: centred, clamped
 into the take, no integer-second truncation), take-level labels from the take name (8 classes),
-and splits that keep every downstream-evaluation take out of pretraining and its validation.
+and splits that keep every downstream-evaluation take, and its participant, out of pretraining
+and its validation: whole participants are assigned where ``takes.json`` has
+``participant_uid``, single takes otherwise (``info.metadata["split_groups"]``).
 See README.md.
 """
 
@@ -29,9 +31,14 @@ _RATE_RANGE_HZ = (20.0, 5000.0)
 class Builder(SegmentBuilder):
     """EgoExo4D description-centred Aria IMU segments; 8 take-level classes."""
 
-    VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES: ClassVar[dict[str, str]] = {"1.0.0": "Initial release."}
+    VERSION = tfds.core.Version("1.1.0")
+    RELEASE_NOTES: ClassVar[dict[str, str]] = {
+        "1.0.0": "Initial release.",
+        "1.1.0": "Splits disjoint by participant (takes.json participant_uid) where known; "
+        "class prompts and text_from_labels in the metadata.",
+    }
     LABEL_NAMES = egoexo_meta.TAKE_CLASSES
+    CLASS_PROMPTS = egoexo_meta.CLASS_PROMPTS
     HOMEPAGE = "https://ego-exo4d-data.org/"
     BUILDER_CONFIGS: ClassVar[list[segment_format.SegmentConfig]] = [
         segment_format.SegmentConfig(
@@ -83,6 +90,22 @@ class Builder(SegmentBuilder):
             events = desc["train"][uid] if split in ("train", "val") else desc["val"][uid]
             per_split[split].append((takes[uid], events))
         self.info.metadata["takes"] = {s: len(v) for s, v in sorted(per_split.items())}
+        used = [takes[u] for u in assigned]
+        policy = egoexo_meta.split_policy(used)
+        with_id = sum(t.has_participant for t in used)
+        self.info.metadata["split_groups"] = policy
+        self.info.metadata["participants"] = {
+            s: len({t.subject for t, _ in v if t.has_participant})
+            for s, v in sorted(per_split.items())
+        }
+        logging.info(
+            "egoexo4d: splits disjoint by %s (%d of %d takes have a participant_uid; "
+            "participants per split %s)",
+            {"participant_or_take": "participant, by take where unknown"}.get(policy, policy),
+            with_id,
+            len(used),
+            self.info.metadata["participants"],
+        )
         self._root = root
         self._open_stores(root)
         empty = [s for s in SPLITS if not per_split[s]]

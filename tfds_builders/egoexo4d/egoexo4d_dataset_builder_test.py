@@ -36,17 +36,67 @@ def test_splits_are_take_disjoint_and_leak_free(built):
     assert all(t.startswith("vl-") for t in downstream)  # official val only
     assert "tr-music-0" in takes["train"]  # in both official files: pretraining only
     assert "vl-misc-0" not in downstream  # unlabelled official-val take: unused
+    assert "vl-cook-0" not in downstream  # its participant (102) has pretraining takes
     cook = {s: {t for t in v if t.startswith("tr-cook")} for s, v in takes.items()}
-    assert len(cook["val"]) == 1 and len(cook["train"]) == 5  # 8 cooking takes (2 broken): 7/1
+    assert cook["val"] == {"tr-cook-1", "tr-cook-4"}  # participant 101: 1 of 5 cooking groups
     cpr = {s: {t for t in v if "cpr" in t} for s, v in takes.items() if s.startswith("down")}
-    assert sorted(len(v) for v in cpr.values()) == [1, 1, 2]  # 4 takes: 50/25/25
-    assert builder.info.metadata["takes"] == {
+    assert sorted(len(v) for v in cpr.values()) == [1, 1, 4]  # 4 participants: 2/1/1
+    meta = builder.info.metadata
+    assert meta["takes"] == {
+        "downstream_test": 1,
+        "downstream_train": 6,
+        "downstream_val": 1,
+        "train": 9,
+        "val": 2,
+    }
+    assert meta["split_groups"] == "participant_or_take"  # some dummy takes have no id
+    assert meta["participants"] == {
         "downstream_test": 1,
         "downstream_train": 3,
-        "downstream_val": 2,
-        "train": 10,
+        "downstream_val": 1,
+        "train": 2,
         "val": 1,
     }
+
+
+def test_all_takes_of_a_participant_land_in_one_split(built):
+    _, data = built
+    split_of = {}  # participant -> splits holding any of their windows
+    takes_of = {}
+    for split, exs in data.items():
+        for ex in exs:
+            if ex["subject"].startswith("participant_"):
+                split_of.setdefault(ex["subject"], set()).add(split)
+                takes_of.setdefault(ex["subject"], set()).add(ex["recording"])
+    assert all(len(s) == 1 for s in split_of.values()), split_of
+    assert takes_of["participant_200"] == {"vl-cpr-0", "vl-cpr-1", "vl-cpr-2"}
+    assert split_of["participant_200"] == {"downstream_train"}
+    assert len(takes_of["participant_100"]) == 2 and len(takes_of["participant_300"]) == 2
+    # A participant with pretraining takes never appears downstream (vl-cook-0 is unused).
+    assert split_of["participant_102"] == {"train"}
+
+
+def test_split_policy_names_the_grouping():
+    def take(uid, participant):
+        return egoexo_meta.Take(
+            uid,
+            uid,
+            f"participant_{participant}" if participant is not None else uid,
+            "",
+            None,
+            0,
+            has_participant=participant is not None,
+        )
+
+    assert egoexo_meta.split_policy([take("a", 1), take("b", 1)]) == "participant"
+    assert egoexo_meta.split_policy([take("a", None), take("b", None)]) == "take"
+    assert egoexo_meta.split_policy([take("a", 1), take("b", None)]) == "participant_or_take"
+    # Without participant ids the assignment is the take-wise one (each take its own group).
+    takes = {f"t{i}": take(f"t{i}", None) for i in range(8)}
+    by_take = egoexo_meta._assign_by_group(sorted(takes), takes, {"a": 0.5, "b": 0.5}, "s")
+    from tfds_builders import splits
+
+    assert by_take == splits.assign_groups({u: 0 for u in takes}, {"a": 0.5, "b": 0.5}, "s")
 
 
 def test_windows_texts_labels_units(built):
@@ -88,6 +138,7 @@ def test_bad_input_counted(built):
         "empty_descriptions": 1,
         "takes_in_both_official_splits_kept_for_pretraining": 1,
         "official_val_takes_unlabelled_unused": 1,
+        "official_val_takes_of_pretraining_participants_unused": 1,
     }
     assert ev["train"] == {
         "skipped_no_imu": 2,  # tr-bike-0 (VRS only, no projectaria-tools): 2 descriptions
@@ -120,6 +171,14 @@ def test_bad_input_counted(built):
 )
 def test_take_class_rules(name, label):
     assert egoexo_meta.take_class(name) == label
+
+
+def test_metadata_prompts(built):
+    builder, _ = built
+    meta = builder.info.metadata
+    assert meta["class_prompts"] == [list(p) for p in egoexo_meta.CLASS_PROMPTS]
+    assert len(meta["class_prompts"]) == len(meta["label_names"]) == 8
+    assert meta["text_from_labels"] is False  # atomic descriptions are written by annotators
 
 
 def test_find_vrs_prefers_full_recording(tmp_path):

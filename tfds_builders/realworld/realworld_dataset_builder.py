@@ -36,6 +36,100 @@ LABEL_NAMES = (
     "standing",
     "walking",
 )
+# Zero-shot prompts per class, in LABEL_NAMES order: the reference's TEXT_PROMPTS verbatim
+# (Nokia-Bell-Labs/pretrained-imu-encoders at b34169b = 6deb825^, downstream_evaluation/
+# classification_downstream_realworld.py:50-59), 9 per class. The builder writes them to
+# info.metadata["class_prompts"].
+CLASS_PROMPTS = (
+    (
+        "climbing down",
+        "descending a steep slope",
+        "scaling down a rocky cliff",
+        "lowering themselves from a tree branch",
+        "moving down a ladder",
+        "carefully stepping down a hillside",
+        "clambering down a pile of rubble",
+        "making their way down a narrow stairway",
+        "edging down a steep embankment",
+    ),
+    (
+        "climbing up",
+        "ascending a tall ladder",
+        "climbing a steep hill",
+        "hoisting themselves up a wall",
+        "scrambling up a rocky path",
+        "pulling themselves onto a rooftop",
+        "climbing up a tree trunk",
+        "scaling a vertical rock face",
+        "making their way up a flight of stairs",
+    ),
+    (
+        "jumping",
+        "leaping over a puddle",
+        "jumping from one rock to another",
+        "springing into the air",
+        "hopping across stepping stones",
+        "vaulting over a fence",
+        "bouncing on a trampoline",
+        "jumping off a low wall",
+        "taking a leap of faith",
+    ),
+    (
+        "lying down",
+        "resting on a soft bed of grass",
+        "sprawled out on a beach towel",
+        "lying on a comfortable couch",
+        "relaxing on a picnic blanket",
+        "stretched out under the shade of a tree",
+        "lounging on a hammock",
+        "reclining on a park bench",
+        "lying flat on the ground, staring at the sky",
+    ),
+    (
+        "running",
+        "sprinting across a finish line",
+        "jogging through a park",
+        "dashing down a city street",
+        "running away from a pursuer",
+        "racing along a beach",
+        "chasing after a runaway pet",
+        "running in a marathon",
+        "fleeing from danger",
+    ),
+    (
+        "sitting",
+        "perched on a barstool",
+        "sitting cross-legged on the floor",
+        "relaxing in an armchair",
+        "sitting on a park bench",
+        "perched on a windowsill",
+        "sitting on the edge of a dock",
+        "seated at a dining table",
+        "sitting on a swing",
+    ),
+    (
+        "standing",
+        "standing tall on a mountaintop",
+        "waiting in line",
+        "standing at attention",
+        "leaning against a wall",
+        "standing on a podium",
+        "waiting for a bus",
+        "standing in a field of flowers",
+        "standing in a shallow stream",
+    ),
+    (
+        "walking",
+        "strolling through a forest",
+        "walking along a beach",
+        "meandering through a marketplace",
+        "hiking on a mountain trail",
+        "walking a dog in the park",
+        "wandering through a museum",
+        "walking in the rain with an umbrella",
+        "walking across a bridge",
+    ),
+)
 # Subject-wise split of the 15 probands, from splits.assign_groups (salt below; 9/2/4).
 SPLIT_FRACTIONS = {"train": 9 / 15, "val": 2 / 15, "test": 4 / 15}
 _SALT = "realworld/v1"
@@ -61,6 +155,7 @@ class Builder(SegmentBuilder):
     VERSION = tfds.core.Version("1.0.0")
     RELEASE_NOTES: ClassVar[dict[str, str]] = {"1.0.0": "Initial release."}
     LABEL_NAMES = LABEL_NAMES
+    CLASS_PROMPTS = CLASS_PROMPTS
     HOMEPAGE = "https://www.uni-mannheim.de/dws/research/projects/activity-recognition/dataset/dataset-realworld/"
     BUILDER_CONFIGS: ClassVar[list[segment_format.SegmentConfig]] = [
         segment_format.SegmentConfig(name="raw", description="Head IMU and labels; no text."),

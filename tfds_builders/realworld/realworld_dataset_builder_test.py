@@ -143,3 +143,21 @@ def test_dummy_data_is_reproducible(tmp_path):
         rel = os.path.relpath(dirpath, DUMMY)
         for name in files:
             assert filecmp.cmp(os.path.join(dirpath, name), tmp_path / rel / name, shallow=False)
+
+
+def test_metadata_prompts(built):
+    builder, _ = built
+    meta = builder.info.metadata
+    assert meta["class_prompts"] == [list(p) for p in rw.CLASS_PROMPTS]
+    assert [p[0] for p in meta["class_prompts"]] == [  # the reference's first prompt per class
+        "climbing down",
+        "climbing up",
+        "jumping",
+        "lying down",
+        "running",
+        "sitting",
+        "standing",
+        "walking",
+    ]
+    assert all(len(p) == 9 for p in meta["class_prompts"])
+    assert meta["text_from_labels"] is False
