@@ -7,12 +7,19 @@ builder test). Run from the repository root::
 
 Contents (20 s experiments at 50 Hz; acc in g, gyro in rad/s, "%.5e" columns as UCI):
 
-- user 1 (train): exp01 standing 100-499, a STAND_TO_SIT transition 500-599 (excluded),
-  sitting 600-999 (2 + 2 windows); exp02 walking 50-949 (6 windows).
+- user 1 (train): exp01 standing 100-499, a STAND_TO_SIT transition 500-599, sitting
+  600-999 (2 + 2 windows); exp02 a SIT_TO_STAND transition 0-49 (its centred window is
+  clamped to the recording's start), walking 50-949 (6 windows).
 - user 2 (test): exp03 laying 0-399 (2), walking upstairs 400-519 (too short: 0),
-  walking downstairs 520-999 (2); exp04 has an acc file but no gyro file (skipped).
+  walking downstairs 520-999 (2); exp04 has an acc file but no gyro file (skipped); exp05
+  only transitions: LIE_TO_SIT 200-349 and STAND_TO_LIE 500-899 (8 s, longer than a window).
 - user 5 (val): exp09 walking upstairs 0-999 with a NaN at row 600 (7 windows, 2 skipped),
-  plus a labels.txt row past the end of the file (skipped); exp10 is malformed (skipped).
+  plus a labels.txt row past the end of the file (skipped); exp10 is malformed (skipped);
+  exp11 a STAND_TO_SIT 100-199 around a NaN at row 150 (skipped) and a LIE_TO_STAND 900-999
+  (window clamped to the recording's end).
+
+The activity configs exclude the transitions (counted); ``uci_hapt/transitions`` keeps one
+window per transition: 2 train, 2 test, 1 val.
 """
 
 from __future__ import annotations
@@ -33,6 +40,11 @@ LABELS = [  # exp, user, activity, first row, last row (inclusive, 0-based)
     (3, 2, 3, 520, 999),
     (9, 5, 2, 0, 999),
     (9, 5, 1, 900, 5000),
+    (2, 1, 8, 0, 49),
+    (5, 2, 10, 200, 349),
+    (5, 2, 11, 500, 899),
+    (11, 5, 7, 100, 199),
+    (11, 5, 12, 900, 999),
 ]
 _DYNAMIC = {1, 2, 3}  # walking classes get a 2 Hz bounce
 
@@ -75,6 +87,12 @@ def main(out_dir: str) -> None:
     _write(os.path.join(raw, "acc_exp10_user05.txt"), acc[:300])
     with open(os.path.join(raw, "gyro_exp10_user05.txt"), "w", encoding="ascii") as f:
         f.write("0.1 0.2 0.3\n0.1 oops 0.3\n")  # malformed
+    for exp, user in [(5, 2), (11, 5)]:  # transitions only
+        acc, gyro = _experiment(rng, exp)
+        if exp == 11:
+            gyro[150, 0] = np.nan
+        _write(os.path.join(raw, f"acc_exp{exp:02d}_user{user:02d}.txt"), acc)
+        _write(os.path.join(raw, f"gyro_exp{exp:02d}_user{user:02d}.txt"), gyro)
     with open(os.path.join(raw, "labels.txt"), "w", encoding="ascii", newline="\n") as f:
         for row in LABELS:
             f.write(" ".join(str(v) for v in row) + "\n")

@@ -77,11 +77,104 @@ def test_bad_input_counted(built):
         "skipped_malformed_file": 1,
         "skipped_bad_label_row": 1,
     }
-    assert stats["events"]["val"] == {"skipped_nonfinite_window": 2}
-    assert stats["events"]["train"] == {"transition_segments_excluded": 1}
-    assert stats["events"]["test"] == {"segments_shorter_than_window": 1}
+    assert stats["events"]["val"] == {
+        "skipped_nonfinite_window": 2,
+        "transition_segments_excluded": 2,
+    }
+    assert stats["events"]["train"] == {"transition_segments_excluded": 2}
+    assert stats["events"]["test"] == {
+        "segments_shorter_than_window": 1,
+        "transition_segments_excluded": 2,
+    }
     assert stats["class_balance"]["train"] == {"standing": 2, "sitting": 2, "walking": 6}
     assert builder.info.metadata["source"].startswith("uci_raw:")
+
+
+def test_activity_metadata_prompts(built):
+    builder, _ = built
+    meta = builder.info.metadata
+    assert meta["label_names"] == list(hapt.LABEL_NAMES)
+    assert meta["class_prompts"] == [list(hapt.TEMPLATES[c]) for c in range(6)]
+    assert meta["text_from_labels"] is True
+    assert "text_encoder" not in meta  # only an embedding config's store sets it
+
+
+def _labels_table():
+    from tfds_builders.uci_hapt import dummy_data_generation as gen
+
+    return gen.LABELS, gen.N
+
+
+@pytest.fixture(scope="module")
+def transitions(tmp_path_factory):
+    builder = testing_utils.build(
+        hapt.Builder, tmp_path_factory.mktemp("hapt_tr"), DUMMY, config="transitions"
+    )
+    return builder, {s: testing_utils.read_split(builder, s) for s in ("train", "val", "test")}
+
+
+def test_transitions_windows_are_centred_on_each_transition(transitions):
+    _, data = transitions
+    rows, n = _labels_table()
+    exp_user = {1: 1, 2: 1, 5: 2, 11: 5}  # dummy experiments holding transitions
+    want = {}  # id -> (label, start row), computed independently from labels.txt
+    session = {(1, 1): 1, (1, 2): 2, (2, 5): 3, (5, 11): 3}  # (user, exp) -> session rank
+    for exp, user, act, lo, hi in rows:
+        if act < 7 or exp not in exp_user:
+            continue
+        centre = (lo + hi + 1) / 2  # rows [lo, hi] inclusive: midpoint of [lo, hi + 1)
+        start = int(min(max(np.floor(centre - 125), 0), n - 250))
+        rec = f"user{user:02d}_session{session[(user, exp)]}"
+        want[f"{rec}/{start * 20}"] = (act - 7, start, exp, user)
+    del want["user05_session3/500"]  # exp11's stand_to_sit window holds a NaN: skipped
+    got = {ex["id"]: ex for v in data.values() for ex in v}
+    assert set(got) == set(want)
+    for key, (label, start, exp, user) in want.items():
+        ex = got[key]
+        assert ex["label"] == label and ex["label_name"] == hapt.TRANSITION_NAMES[label]
+        assert ex["text"] == "" and not ex["has_text"]
+        raw = np.loadtxt(os.path.join(DUMMY, "RawData", f"acc_exp{exp:02d}_user{user:02d}.txt"))
+        np.testing.assert_allclose(ex["imu"][:, :3], raw[start : start + 250] * signal.G, rtol=1e-6)
+    # Unclamped windows are centred on the transition to the sample.
+    assert got["user01_session1/8500"]["start_s"] == pytest.approx((500 + 600) / 2 / 50 - 2.5)
+    assert got["user01_session2/0"]["start_s"] == 0.0  # sit_to_stand at rows 0-49: clamped
+    assert got["user05_session3/15000"]["start_s"] == pytest.approx(15.0)  # clamped to the end
+
+
+def test_transitions_splits_metadata_and_counts(transitions):
+    builder, data = transitions
+    by_user = hapt.subject_splits()
+    for split, exs in data.items():
+        for ex in exs:
+            assert by_user[int(ex["subject"][4:])] == split  # the main builder's subject split
+    meta = builder.info.metadata
+    assert meta["label_names"] == list(hapt.TRANSITION_NAMES)
+    assert meta["class_prompts"] == [list(p) for p in hapt.TRANSITION_PROMPTS]
+    assert all(5 <= len(p) <= 9 for p in meta["class_prompts"])
+    assert meta["text_from_labels"] is False
+    assert meta["text_encoder"] == "minilm" and meta["text_emb_dim"] == 0
+    stats = meta["build_stats"]
+    assert stats["class_balance"] == {
+        "train": {"stand_to_sit": 1, "sit_to_stand": 1},
+        "test": {"lie_to_sit": 1, "stand_to_lie": 1},
+        "val": {"lie_to_stand": 1},
+    }
+    assert stats["events"]["train"] == {"windows_clamped_to_recording": 1}
+    assert stats["events"]["test"] == {"transitions_longer_than_window": 1}
+    assert stats["events"]["val"] == {
+        "skipped_nonfinite_window": 1,
+        "windows_clamped_to_recording": 1,
+    }
+
+
+def test_config_classes_fallback_matches_metadata():
+    for config in ("raw", "minilm", "transitions"):
+        classes = hapt.Builder.config_classes(config)
+        assert len(classes["class_prompts"]) == len(classes["label_names"])
+    assert hapt.Builder.config_classes("transitions")["label_names"] == list(hapt.TRANSITION_NAMES)
+    assert hapt.Builder.config_classes("minilm")["text_from_labels"] is True
+    with pytest.raises(ValueError, match="no config 'nope'"):
+        hapt.Builder.config_classes("nope")
 
 
 def test_dummy_data_is_reproducible(tmp_path):
@@ -156,3 +249,29 @@ def test_real_hapt_from_installed_package(tmp_path, caplog):
     balance_lines = [r.getMessage() for r in caplog.records if "class balance" in r.getMessage()]
     assert len(balance_lines) == 3 and "walking_upstairs=" in balance_lines[0]
     assert meta["build_stats"]["class_balance"]["test"]["laying"] == 254
+
+
+def test_real_hapt_transitions_from_installed_package(tmp_path):
+    path = hapt_pickle.package_pickle_path()
+    if path is None:
+        pytest.skip(f"{hapt_pickle.PACKAGE_PIN} is not installed")
+    experiments = hapt_pickle.load_path(path)
+    # The pickle keeps the transition labels 7-12 (the activity builds exclude them).
+    assert set(range(7, 13)) <= set(np.unique(np.concatenate([e.labels for e in experiments])))
+    want = {s: np.zeros(6, int) for s in ("train", "val", "test")}
+    by_user = hapt.subject_splits()
+    for e in experiments:  # one window per transition run, counted independently
+        runs = np.flatnonzero(np.diff(np.r_[-2, e.labels]))
+        for lo in runs:
+            if e.labels[lo] >= 7:
+                want[by_user[e.user]][e.labels[lo] - 7] += 1
+    builder = testing_utils.build(hapt.Builder, tmp_path, config="transitions")
+    balance = builder.info.metadata["build_stats"]["class_balance"]
+    for split, counts in want.items():
+        assert builder.info.splits[split].num_examples == counts.sum()
+        assert [balance[split].get(n, 0) for n in hapt.TRANSITION_NAMES] == counts.tolist()
+        source = builder.as_data_source(split=split)
+        exs = source.__getitems__(list(range(len(source))))
+        subjects = {int(ex["subject"].decode()[4:]) for ex in exs}
+        assert subjects == {u for u, s in by_user.items() if s == split}
+    assert want["test"].tolist() == [18] * 6 and want["train"].sum() == 213
