@@ -59,8 +59,37 @@ def validate(config) -> list[str]:
     return methods
 
 
+def tau_mm_of(params, checkpoint: str = "", tau_min: float = 0.0) -> float:
+    """The multimodal temperature τ_mm the checkpoint's loss used.
+
+    Checkpoints store it as ``log_tau_mm`` (τ = exp, ``loss.temperature=log``) or as
+    ``tau_mm`` (raw τ, clamped at the run's ``loss.tau_min``, ``loss.temperature=raw``); both
+    are read with ``losses.temperature``, the training loss's own accessor. A checkpoint with
+    neither (e.g. a torch import without temperatures) gets the pretraining default 0.1, with a
+    warning.
+    """
+    from primus_jax import losses
+    from primus_jax.config import base_config
+
+    key = next((k for k in ("log_tau_mm", "tau_mm") if k in params), None)
+    if key is None:
+        tau = float(base_config().loss.tau_init)
+        logging.warning(
+            "eval: %s has no log_tau_mm or tau_mm; logreg_zs uses tau %.3g", checkpoint, tau
+        )
+        return tau
+    raw = {key: np.asarray(params[key], np.float64)}
+    tau = float(np.asarray(losses.temperature(raw, "mm", tau_min)))
+    if not (np.isfinite(tau) and tau > 0):
+        raise ValueError(
+            f"{checkpoint}: params[{key!r}] = {float(raw[key])} gives tau_mm = {tau}, "
+            "not a positive number"
+        )
+    return tau
+
+
 def load_encoder(config):
-    """``(ImuEncoder, log_tau_mm, description)`` from ``config.checkpoint`` or random init.
+    """``(ImuEncoder, tau_mm, description)`` from ``config.checkpoint`` or random init.
 
     Evaluation always embeds with float32 operands, whatever precision the run trained with.
     """
@@ -72,15 +101,16 @@ def load_encoder(config):
     if config.checkpoint:
         params, run_config, step = checkpointing.load_checkpoint_params(config.checkpoint)
         enc = ImuEncoder(params["encoder"], run_config, batch_size=config.batch_size, step=step)
-        log_tau = float(params.get("log_tau_mm", np.log(0.1)))
-        return enc, log_tau, f"{config.checkpoint} (step {step})"
+        tau_min = float(((run_config or {}).get("loss") or {}).get("tau_min", 0.0))
+        tau = tau_mm_of(params, config.checkpoint, tau_min)
+        return enc, tau, f"{config.checkpoint} (step {step})"
     base = base_config()
     base.model.update(config.model.to_dict())
     model = state_lib.make_model(base)
     init_key, _ = state_lib.root_keys(config.seed)
     params = jax.device_get(model.init(init_key, jnp.zeros((1, 250, 6)))["params"])
     enc = ImuEncoder(params, {"model": base.model.to_dict()}, batch_size=config.batch_size)
-    return enc, float(np.log(base.loss.tau_init)), "random init"
+    return enc, float(base.loss.tau_init), "random init"
 
 
 def _prompt_embeddings(config, data: labelled.LabelledData, mm_dim: int):
@@ -136,7 +166,7 @@ def evaluate(config, workdir: str) -> dict:
     t0 = time.perf_counter()
     methods = validate(config)
     os.makedirs(workdir, exist_ok=True)
-    encoder, log_tau_mm, desc = load_encoder(config)
+    encoder, tau_mm, desc = load_encoder(config)
     data = labelled.load_labelled(
         config.data,
         data_dir=config.data_dir,
@@ -169,11 +199,12 @@ def evaluate(config, workdir: str) -> dict:
     shots = [int(k) for k in config.shots.split(",")]
     method_cfgs = ev.resolve_methods(probe_methods, prompts is not None)
     if "logreg_zs" in method_cfgs:
-        # Start the probe at the zero-shot classifier scaled by the learned 1/tau.
+        # Start the probe at the reported zero-shot classifier times the encoder's 1/tau_mm
+        # (run_fewshot computes those class vectors once, for both methods).
         import dataclasses
 
         method_cfgs["logreg_zs"] = dataclasses.replace(
-            method_cfgs["logreg_zs"], init_scale=float(np.exp(-log_tau_mm))
+            method_cfgs["logreg_zs"], init_scale=1.0 / tau_mm
         )
     results = ev.run_fewshot(
         train_emb[key],
@@ -217,6 +248,8 @@ def evaluate(config, workdir: str) -> dict:
         # True when the paired text was generated from the class labels (HAPT's templates):
         # multimodal pretraining then saw the labels, and zero-shot is not zero-shot.
         "text_from_labels": data.text_from_labels,
+        "prompts": data.prompt_source,  # "metadata", "builder" (old build) or "generic"
+        "tau_mm": tau_mm,
         "wall_s": round(time.perf_counter() - t0, 1),
     }
     retr = _retrieval(data, test_emb, mm_dim) if config.retrieval else None

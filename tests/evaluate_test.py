@@ -122,3 +122,15 @@ def test_bad_npz_through_the_cli(tmp_path):
     )
     assert r.returncode != 0
     assert "key 'X'" in r.stderr and "(N, 250, 6)" in r.stderr
+
+
+def test_tau_mm_from_either_checkpoint_key(caplog):
+    from primus_jax.evaluate import tau_mm_of
+
+    assert tau_mm_of({"log_tau_mm": np.float32(np.log(0.05))}) == pytest.approx(0.05, rel=1e-6)
+    assert tau_mm_of({"tau_mm": np.asarray(0.077, np.float32)}) == pytest.approx(0.077, rel=1e-6)
+    assert tau_mm_of({"encoder": {}}, "ckpt") == pytest.approx(0.1)  # neither: default, warned
+    # Raw tau is clamped at the run's tau_min, as the training loss clamps it.
+    assert tau_mm_of({"tau_mm": np.float32(0.004)}, "ckpt", tau_min=0.01) == pytest.approx(0.01)
+    with pytest.raises(ValueError, match=r"ckpt: params\['tau_mm'\] = -0.5 gives tau_mm = 0.0"):
+        tau_mm_of({"tau_mm": -0.5}, "ckpt")

@@ -1,5 +1,7 @@
 """The few-shot sweep driver end to end on synthetic embeddings (D = 16, C = 4)."""
 
+import dataclasses
+
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -165,3 +167,89 @@ def test_with_ids_results_do_not_depend_on_window_order():
         fewshot.run_fewshot(
             x_tr, y_tr, x_te, y_te, train_ids=np.repeat(ids_tr[:60], 2), test_ids=ids_te, **kwargs
         )
+
+
+def _fitted_case(seed=0, n_pre=600, n_train=200, n_test=500):
+    """Embeddings of a tiny fitted IMU->text map, and noisy per-class prompt embeddings.
+
+    Features carry a weak class signal in heavy noise; a linear head is fitted by least squares
+    to map "pretraining" features onto their class's text vector (an IMU2CLIP-like fit), then
+    embeds fresh train/test features. Classes overlap (zero-shot is far from 0 or 100%), and
+    prompt counts and spreads differ per class, so renormalising the class means matters.
+    """
+    rng = np.random.default_rng(seed)
+    f_dim = 24
+    text = rng.normal(size=(C, D))
+    text /= np.linalg.norm(text, axis=1, keepdims=True)
+    signal = rng.normal(size=(C, f_dim))
+
+    def features(n):
+        y = rng.integers(0, C, n)
+        return signal[y] + 1.6 * rng.normal(size=(n, f_dim)), y
+
+    f_pre, y_pre = features(n_pre)
+    head, *_ = np.linalg.lstsq(f_pre, text[y_pre], rcond=None)
+    (f_tr, y_tr), (f_te, y_te) = features(n_train), features(n_test)
+    prompts = [text[c] + (0.2 + 0.3 * c) * rng.normal(size=(3 + c, D)) for c in range(C)]
+    return (f_tr @ head).astype(np.float32), y_tr, (f_te @ head).astype(np.float32), y_te, prompts
+
+
+@pytest.mark.parametrize("renormalize", [True, False])
+def test_logreg_zs_without_steps_is_exactly_the_reported_zeroshot(renormalize):
+    x_tr, y_tr, x_te, y_te, prompts = _fitted_case()
+    scale = 1 / 0.077  # a learned 1/tau_mm
+    methods = {
+        "zeroshot": fewshot.ZeroShotConfig(renormalize=renormalize),
+        "logreg_zs": fewshot.probe_lib.LogisticConfig(init="prompts", init_scale=scale, max_iter=0),
+    }
+    res = fewshot.run_fewshot(
+        x_tr, y_tr, x_te, y_te, shots=(1, 5), trials=2, methods=methods, class_prompt_emb=prompts
+    )
+    zero = res["methods"]["zeroshot"]["results"]["0"]
+    assert 0.35 < zero["accuracy"]["mean"] < 0.9  # realistic: neither chance nor separable
+    # Independent zero-shot reference in numpy: (re)normalised mean of normalised prompts.
+    means = np.stack([(p / np.linalg.norm(p, axis=1, keepdims=True)).mean(0) for p in prompts])
+    if renormalize:
+        means /= np.linalg.norm(means, axis=1, keepdims=True)
+    ref_pred = np.argmax((x_te / np.linalg.norm(x_te, axis=1, keepdims=True)) @ means.T, axis=1)
+    assert zero["accuracy"]["mean"] == pytest.approx(np.mean(ref_pred == y_te), abs=1e-12)
+    confusion = np.zeros((C, C), int)
+    np.add.at(confusion, (y_te, ref_pred), 1)
+    assert zero["confusion"] == confusion.tolist()
+    for k in ("1", "5"):
+        entry = res["methods"]["logreg_zs"]["results"][k]
+        assert entry["accuracy"]["trials"] == [zero["accuracy"]["mean"]] * 2
+        assert entry["confusion"] == (2 * confusion).tolist()
+        assert entry["fit"]["iterations"] == [0, 0]
+        assert entry["fit"]["init"] == {"from": "zeroshot_classifier", "scale": scale}
+
+
+def test_logreg_zs_initial_weights_are_the_zeroshot_vectors_times_scale():
+    x_tr, y_tr, _, _, prompts = _fitted_case(seed=1)
+    configs = {"zeroshot": fewshot.ZeroShotConfig()}
+    class_vecs = fewshot.zeroshot_classifier(configs, prompts)
+    means = np.stack([(p / np.linalg.norm(p, axis=1, keepdims=True)).mean(0) for p in prompts])
+    want = means / np.linalg.norm(means, axis=1, keepdims=True)
+    np.testing.assert_allclose(class_vecs, want, rtol=0, atol=1e-6)  # float32 vs float64
+    scale = 12.5
+    cfg = fewshot.probe_lib.LogisticConfig(init="prompts", init_scale=scale, max_iter=0)
+    start = np.float32(scale) * class_vecs
+    fitted = fewshot.probe_lib.fit_logistic(x_tr, y_tr, C, config=cfg, init_weights=start)
+    np.testing.assert_array_equal(fitted.weights, start)
+    np.testing.assert_array_equal(fitted.bias, np.zeros(C, np.float32))
+    assert fitted.info["iterations"] == 0
+    # With steps the probe moves away from the start (and one step is enough to move).
+    moved = fewshot.probe_lib.fit_logistic(
+        x_tr, y_tr, C, config=dataclasses.replace(cfg, max_iter=1), init_weights=start
+    )
+    assert moved.info["iterations"] == 1 and not np.array_equal(moved.weights, start)
+
+
+def test_one_zeroshot_classifier_per_run():
+    _, _, _, _, prompts = _fitted_case()
+    configs = {
+        "zeroshot": fewshot.ZeroShotConfig(),
+        "zeroshot_ref": fewshot.ZeroShotConfig(renormalize=False),
+    }
+    with pytest.raises(ValueError, match="2 different zero-shot classifiers"):
+        fewshot.zeroshot_classifier(configs, prompts)

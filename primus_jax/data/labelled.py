@@ -15,6 +15,13 @@ or ``npz:<path>``. The ``.npz`` contract (errors name the key and the expected s
   then a seeded subject-wise 75/25 train/test split;
 * optional ``ids`` (N,) unique window ids (default: the row index), ``class_names`` (C,) for
   int labels, ``text`` (N,) paired sentences.
+
+Zero-shot prompts come from the built dataset's ``info.metadata["class_prompts"]`` (one list of
+sentences per class, written by the builder with ``text_from_labels``); for a dataset built
+before builders wrote them, from the builder's table for that config
+(``SegmentBuilder.config_classes``); only for data with neither (``.npz`` files, foreign TFDS
+datasets) from generic sentences around the class names, with a warning, because zero-shot
+accuracy from those says little.
 """
 
 from __future__ import annotations
@@ -52,6 +59,8 @@ class LabelledData:
     prompts: list[list[str]] | None = None  # per-class sentences for zero-shot
     # The paired text was generated from the labels (templated sentences, e.g. UCI HAPT).
     text_from_labels: bool = False
+    # Where the prompts came from: "metadata", "builder" (old build) or "generic".
+    prompt_source: str = "generic"
 
     @property
     def num_classes(self) -> int:
@@ -67,7 +76,7 @@ def _fail(path, key, message):
 
 
 def default_prompts(class_names) -> list[list[str]]:
-    """Generic prompts (the reference uses 5-8 per class)."""
+    """Generic prompts built from the class names: the last resort (see the module doc)."""
     out = []
     for name in class_names:
         n = str(name).replace("_", " ")
@@ -161,8 +170,50 @@ def load_npz(path: str, *, seed: int = 0) -> LabelledData:
         train=take(parts["train"]),
         test=take(parts["test"]),
         class_names=class_names,
-        prompts=default_prompts(class_names),
+        prompts=_generic_prompts(os.path.basename(path), class_names),
     )
+
+
+def _generic_prompts(name: str, class_names) -> list[list[str]]:
+    logging.warning(
+        "eval data: %s has no hand-written class prompts (no info.metadata['class_prompts'], "
+        "no builder table); zero-shot, if it runs, uses generic sentences built from the class "
+        "names (e.g. %r), which say little",
+        name,
+        default_prompts(class_names[:1])[0][0] if len(class_names) else "",
+    )
+    return default_prompts(class_names)
+
+
+def _builder_classes(name: str, module) -> dict | None:
+    """The builder's own table for this config (datasets built before the metadata had it)."""
+    builder_cls = getattr(module, "Builder", None) if module is not None else None
+    if builder_cls is None or not hasattr(builder_cls, "config_classes"):
+        return None
+    config = name.split("/")[1].split(":")[0] if "/" in name else None
+    try:
+        return builder_cls.config_classes(config)
+    except ValueError:  # a config the builder does not define
+        return None
+
+
+def class_prompts(name: str, metadata: dict, module) -> tuple[list[list[str]], bool, str]:
+    """``(prompts, text_from_labels, source)`` for a built TFDS dataset (module doc)."""
+    class_names = list(metadata.get("label_names", []))
+    prompts = metadata.get("class_prompts")
+    if prompts:
+        if len(prompts) != len(class_names):
+            raise ValueError(
+                f"{name}: info.metadata has {len(prompts)} class_prompts lists for "
+                f"{len(class_names)} label_names"
+            )
+        return [list(p) for p in prompts], bool(metadata.get("text_from_labels")), "metadata"
+    table = _builder_classes(name, module)
+    if table and table["class_prompts"] and table["label_names"] == class_names:
+        logging.info("eval data: %s: class prompts from the builder's table (old build)", name)
+        return table["class_prompts"], table["text_from_labels"], "builder"
+    from_labels = bool(metadata.get("text_from_labels", False))
+    return _generic_prompts(name, class_names), from_labels, "generic"
 
 
 def _tfds_split(source, text_dim: int) -> LabelledSplit:
@@ -208,23 +259,20 @@ def load_tfds(
         source, info = tfds_input.open_source(name, split, data_dir)
         text_dim = int((info.metadata or {}).get("text_emb_dim", 0))
         splits[role] = _tfds_split(source, text_dim)
-    md = info.metadata or {}
+    md = dict(info.metadata or {})
     class_names = list(md.get("label_names", []))
     module = tfds_input.import_builder_module(name)
-    templates = getattr(module, "TEMPLATES", None) if module is not None else None
-    if templates:
-        prompts = [list(templates[c]) for c in range(len(class_names))]
-    else:
-        prompts = default_prompts(class_names)
+    prompts, text_from_labels, prompt_source = class_prompts(name, md, module)
     for role, s in splits.items():
         if (s.y < 0).all():
             raise ValueError(f"{name}[{role}] has no labelled windows")
     logging.info(
-        "eval data: %s train=%d test=%d windows, %d classes",
+        "eval data: %s train=%d test=%d windows, %d classes, prompts from %s",
         name,
         len(splits["train"]),
         len(splits["test"]),
         len(class_names),
+        prompt_source,
     )
     return LabelledData(
         name=name,
@@ -233,7 +281,8 @@ def load_tfds(
         class_names=class_names,
         text_encoder=md.get("text_encoder"),
         prompts=prompts,
-        text_from_labels=bool(templates),
+        text_from_labels=text_from_labels,
+        prompt_source=prompt_source,
     )
 
 

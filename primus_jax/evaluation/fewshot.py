@@ -11,8 +11,10 @@ Methods (names -> configs in :data:`DEFAULT_METHODS`; pass a mapping to override
   fixed prior precision ``l2 = 1`` (scikit-learn's ``C = 1``).
 * ``logreg_cv``: the same with ``l2`` chosen per trial from {0.01, 0.1, 1, 10, 100} by
   cross-validation inside the k shots (:mod:`~primus_jax.evaluation.selection`).
-* ``logreg_zs``: started at and regularised towards the zero-shot classifier built from
-  ``class_prompt_emb`` times ``init_scale`` (the reference's text-prompt initialisation).
+* ``logreg_zs``: started at and regularised towards the zero-shot classifier times
+  ``init_scale`` (the reference's text-prompt initialisation). The class vectors are the very
+  ones ``zeroshot`` scores with (one :class:`ZeroShotConfig` per run, default cosine), so with
+  ``max_iter=0`` the probe reproduces the zero-shot predictions.
 * ``ridge``: big_vision's closed-form ridge on +-1 targets, ``l2 = 2**10`` (:func:`fit_ridge`).
 * ``ridge_cv``: the same with ``l2`` from {4**0, ..., 4**7} chosen by cross-validation.
 * ``zeroshot``: no training; cosine to the class prompt vectors. Reported under k = 0.
@@ -279,8 +281,23 @@ def _entry(k: int, n_train: int, n_test: int, shots_per_class, truncated, per_tr
     return entry
 
 
-def _zeroshot_entry(split: _Split, cfg: ZeroShotConfig, class_prompt_emb) -> dict:
-    class_vecs = zeroshot_lib.class_embeddings(class_prompt_emb, renormalize=cfg.renormalize)
+def zeroshot_classifier(
+    configs: Mapping[str, MethodConfig], class_prompt_emb: zeroshot_lib.ClassPrompts
+) -> np.ndarray:
+    """(C, D) class vectors of the run's zero-shot classifier: what ``zeroshot`` reports and
+    ``logreg_zs`` starts from. One :class:`ZeroShotConfig` per run (default: cosine)."""
+    zs = {cfg for cfg in configs.values() if isinstance(cfg, ZeroShotConfig)}
+    if len(zs) > 1:
+        names = sorted(n for n, c in configs.items() if isinstance(c, ZeroShotConfig))
+        raise ValueError(
+            f"methods {names} define {len(zs)} different zero-shot classifiers; a run has one "
+            "(logreg_zs starts from the one it reports)"
+        )
+    cfg = zs.pop() if zs else ZeroShotConfig()
+    return zeroshot_lib.class_embeddings(class_prompt_emb, renormalize=cfg.renormalize)
+
+
+def _zeroshot_entry(split: _Split, class_vecs: np.ndarray) -> dict:
     preds = np.argmax(zeroshot_lib.zeroshot_logits(split.test_x, class_vecs), axis=1)
     c = split.num_classes
     scores = metrics_lib.classification_metrics(split.test_y, preds, c)
@@ -289,7 +306,7 @@ def _zeroshot_entry(split: _Split, cfg: ZeroShotConfig, class_prompt_emb) -> dic
 
 
 def _kshot_entry(
-    split: _Split, name: str, cfg: MethodConfig, k: int, perms, init_vectors, device
+    split: _Split, name: str, cfg: MethodConfig, k: int, perms, class_vecs, device
 ) -> dict:
     """Fits one probe per trial on its k-shot set and scores the full test split."""
     c = split.num_classes
@@ -299,10 +316,11 @@ def _kshot_entry(
         x, y = split.train_x[sample.indices], split.train_y[sample.indices]
         init = None
         if isinstance(cfg, probe_lib.LogisticConfig) and cfg.init == "prompts":
-            init = cfg.init_scale * init_vectors
+            init = np.float32(cfg.init_scale) * class_vecs  # the reported zero-shot classifier
         fitted = selection.fit_probe(x, y, c, cfg, init_weights=init, device=device)
         fits.append(fitted.info)
-        if not fitted.info.get("converged", True):
+        stopped_early = getattr(cfg, "max_iter", 1) > 0 and not fitted.info.get("converged", True)
+        if stopped_early:
             log.warning(
                 "%s k=%d trial %d: L-BFGS stopped at grad norm %.2e",
                 name,
@@ -332,6 +350,8 @@ def _kshot_entry(
             iterations=[f["iterations"] for f in fits],
             max_grad_norm=max(f["grad_norm"] for f in fits),
         )
+        if cfg.init == "prompts":
+            entry["fit"]["init"] = {"from": "zeroshot_classifier", "scale": float(cfg.init_scale)}
     return entry
 
 
@@ -394,13 +414,12 @@ def run_fewshot(
         test_ids,
     )
     configs = resolve_methods(methods, class_prompt_emb is not None)
-    init_vectors = None
+    class_vecs = None
     if class_prompt_emb is not None:
-        # The reference initialises its head with the *unrenormalised* prompt means.
-        init_vectors = zeroshot_lib.class_embeddings(class_prompt_emb, renormalize=False)
-        if init_vectors.shape[1] != split.train_x.shape[1]:
+        class_vecs = zeroshot_classifier(configs, class_prompt_emb)
+        if class_vecs.shape[1] != split.train_x.shape[1]:
             raise ValueError(
-                f"prompt dim {init_vectors.shape[1]} != embedding dim {split.train_x.shape[1]}"
+                f"prompt dim {class_vecs.shape[1]} != embedding dim {split.train_x.shape[1]}"
             )
     perms = [
         sampling.class_permutations(split.train_y, split.num_classes, seed=seed, trial=t)
@@ -412,9 +431,9 @@ def run_fewshot(
         for k in [0] if isinstance(cfg, ZeroShotConfig) else shots:
             t0 = time.perf_counter()
             if k == 0:
-                entry = _zeroshot_entry(split, cfg, class_prompt_emb)
+                entry = _zeroshot_entry(split, class_vecs)
             else:
-                entry = _kshot_entry(split, name, cfg, k, perms, init_vectors, device)
+                entry = _kshot_entry(split, name, cfg, k, perms, class_vecs, device)
             results[str(k)], timing[name][str(k)] = entry, round(time.perf_counter() - t0, 4)
             log.info(
                 "%s k=%d: accuracy %.4f (%.2f s)",

@@ -100,15 +100,17 @@ class LogisticConfig:
     Attributes:
         l2: prior precision on the weights (scikit-learn ``C = 1 / l2``).
         fit_bias: learn an unpenalised per-class bias; otherwise the bias stays 0.
-        init: ``"zero"`` or ``"prompts"`` (start from the zero-shot class vectors; the few-shot
-            driver supplies them).
+        init: ``"zero"`` or ``"prompts"`` (start from the zero-shot classifier: the few-shot
+            driver supplies the very class vectors it reports zero-shot accuracy with).
         init_scale: multiplies the prompt class vectors: a logit scale 1/tau. The default 10 is
-            1/tau at PRIMUS's initial temperature 0.1; pass the checkpoint's learned 1/tau_mm.
+            1/tau at PRIMUS's initial temperature 0.1; ``primus_jax.evaluate`` passes the
+            encoder's learned 1/tau_mm.
             1.0 reproduces the reference's unscaled head, whose prior is then so weak (cosine
             logits differ by ~0.05) that few-shot fits fell far below zero-shot accuracy on
             synthetic data (35% vs 64% at k=1; 61% with scale 10).
         prior: centre of the penalty: ``"init"`` (the initial weights) or ``"zero"``.
-        max_iter: L-BFGS iteration cap.
+        max_iter: L-BFGS iteration cap; 0 returns the starting point (with ``init="prompts"``
+            exactly the scaled zero-shot classifier).
         tol: stop when ||grad|| of the objective divided by n falls below
             ``tol * max(1, ||grad at the start||)``.
         memory_size: L-BFGS history length.
@@ -188,7 +190,8 @@ def _lbfgs_fit(
         _, state = carry
         count = otu.tree_get(state, "count")
         grad_norm = otu.tree_norm(otu.tree_get(state, "grad"))
-        return (count == 0) | ((count < max_iter) & (grad_norm >= threshold))
+        # count == 0: the state's gradient is not computed yet. max_iter = 0 keeps the start.
+        return (count < max_iter) & ((count == 0) | (grad_norm >= threshold))
 
     params = {"w": w_start, "b": b_start}
     threshold = tol * jnp.maximum(1.0, otu.tree_norm(jax.grad(objective)(params)))

@@ -71,6 +71,17 @@ ENTRY_SCHEMA = {
                 "converged": {"type": "array", "items": {"type": "boolean"}},
                 "iterations": _INT_LIST,
                 "max_grad_norm": {"type": "number", "minimum": 0},
+                "init": {
+                    "description": "logreg_zs: started at the reported zero-shot classifier's "
+                    "class vectors times scale (the encoder's 1/tau_mm)",
+                    "type": "object",
+                    "required": ["from", "scale"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "from": {"enum": ["zeroshot_classifier"]},
+                        "scale": {"type": "number", "minimum": 0},
+                    },
+                },
             },
         },
     },

@@ -5,8 +5,10 @@ that class's prompts (5-9 prompts per class) and scores windows with the L2-norm
 embedding (``mmcl`` head output). It does *not* re-normalise the class mean, so its scores are
 dot products, not cosines; classes whose prompts disagree more get shorter means and are
 penalised. We expose both: ``renormalize=True`` (the default here) gives true cosine scores,
-``renormalize=False`` reproduces the reference's classifier. The same class vectors
-(unrenormalised) initialise the logistic probe's weights, as in the reference.
+``renormalize=False`` reproduces the reference's classifier. The few-shot driver computes the
+class vectors once and uses them both for the reported zero-shot accuracy and, times the
+encoder's 1/tau, as the start of ``logreg_zs`` (the reference's head initialisation), so the
+probe starts at exactly the classifier whose accuracy is reported under k = 0.
 """
 
 from __future__ import annotations
