@@ -27,6 +27,8 @@ import time
 from absl import app, flags
 from ml_collections import config_flags
 
+from primus_jax import contract
+
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/primus.py", "Config file.")
 _BATCH = flags.DEFINE_integer("batch", None, "Global batch (default: the config's).")
 _STEPS = flags.DEFINE_integer("steps", 20, "Timed steps.")
@@ -46,7 +48,7 @@ _DATA = flags.DEFINE_enum(
 def flops_per_sample(config) -> dict:
     """Analytic FLOPs (1 MAC = 2 FLOP), the same model as the PyTorch baseline's."""
     m = config.model
-    t, ch = 250, m.conv_channels
+    t, ch = contract.WINDOW_T, m.conv_channels
     l1 = t - 2 * 9
     p1 = l1 // 3
     l2 = p1 - 2 * 4
@@ -117,6 +119,7 @@ def run(config, *, batch, steps, warmup, mode, devices_on_axis=-1, data="device"
     from primus_jax import config as config_lib
     from primus_jax import sharding
     from primus_jax import state as state_lib
+    from primus_jax.models import build
     from primus_jax.train_step import make_train_step
 
     config = config.copy_and_resolve_references()
@@ -124,7 +127,7 @@ def run(config, *, batch, steps, warmup, mode, devices_on_axis=-1, data="device"
     config.mesh.data = devices_on_axis
     config_lib.validate(config, num_devices=jax.device_count())
     mesh = sharding.make_mesh(config)
-    model = state_lib.make_model(config)
+    model = build.encoder_from_config(config.model)
     tx = state_lib.make_optimizer(config)
     create = functools.partial(state_lib.create_train_state, config, model, tx)
     abstract = jax.eval_shape(create)
@@ -142,7 +145,7 @@ def run(config, *, batch, steps, warmup, mode, devices_on_axis=-1, data="device"
     batches = [
         sharding.global_batch(
             {
-                "imu": rng.normal(size=(batch, 250, 6)).astype(np.float32),
+                "imu": rng.normal(size=(batch, *contract.SHAPE)).astype(np.float32),
                 "video": unit(batch),
                 "text": unit(batch),
                 "has_video": np.ones(batch, bool),

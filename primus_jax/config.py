@@ -10,7 +10,7 @@ from __future__ import annotations
 import ml_collections
 
 from primus_jax import augment as augment_lib
-from primus_jax import losses
+from primus_jax import contract, losses
 from primus_jax import queue as queue_lib
 from primus_jax.models.encoder import GRU_ORIENTATIONS
 
@@ -219,10 +219,10 @@ def validate(config, *, num_devices: int, process_count: int = 1) -> None:
     for k in ("scaling_sigma", "noise_sigma"):
         if config.augment[k] < 0:
             raise ConfigError(f"augment.{k}", f"must be >= 0, got {config.augment[k]}")
-    if not 1 <= config.augment.permutation_cuts < 250:
+    if not 1 <= config.augment.permutation_cuts < contract.WINDOW_T:
         raise ConfigError(
             "augment.permutation_cuts",
-            f"{config.augment.permutation_cuts}: needs 1 <= cuts < 250 (the window length)",
+            f"{config.augment.permutation_cuts}: needs 1 <= cuts < {contract.WINDOW_T} samples",
         )
 
     objective = config.get("objective", "primus")

@@ -19,11 +19,11 @@ import os
 import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
 from primus_jax.data import labelled
+from primus_jax.models import build
 
 EMBEDDINGS = ("mmcl", "emb", "ssl")
 
@@ -106,9 +106,9 @@ def load_encoder(config):
         return enc, tau, f"{config.checkpoint} (step {step})"
     base = base_config()
     base.model.update(config.model.to_dict())
-    model = state_lib.make_model(base)
+    model = build.encoder_from_config(base.model)
     init_key, _ = state_lib.root_keys(config.seed)
-    params = jax.device_get(model.init(init_key, jnp.zeros((1, 250, 6)))["params"])
+    params = jax.device_get(build.init_params(model, init_key))
     enc = ImuEncoder(params, {"model": base.model.to_dict()}, batch_size=config.batch_size)
     return enc, float(base.loss.tau_init), "random init"
 

@@ -39,13 +39,13 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from primus_jax import contract
 from primus_jax.data import signal
+from primus_jax.models import build
 
-RATE_HZ = 50.0
-WINDOW_S = 5.0
-WINDOW_T = 250
-CHANNELS = 6
-CANONICAL_ORDER = ",".join(signal.CHANNELS)
+RATE_HZ, WINDOW_S, WINDOW_T = float(contract.RATE_HZ), contract.WINDOW_S, contract.WINDOW_T
+CHANNELS = contract.NUM_CHANNELS
+CANONICAL_ORDER = ",".join(contract.CHANNELS)
 LAYOUTS = ("channels_last", "channels_first")
 UNIT_CHECKS = ("warn", "error", "off")
 OUTPUT_KEYS = ("emb", "ssl", "mmcl")
@@ -124,30 +124,6 @@ def _check_finite(a: np.ndarray, name: str, fix: str) -> None:
         )
 
 
-def build_model(params: Mapping, config: Mapping | None = None, *, compute_dtype=None):
-    """The :class:`~primus_jax.models.encoder.PrimusEncoder` that ``params`` belong to.
-
-    Widths come from the parameter shapes; ``gru_over`` (not visible in the shapes) from
-    ``config["model"]`` when given, else the reference's ``"channels"``.
-    """
-    from primus_jax.models.encoder import PrimusEncoder
-
-    model_cfg = dict((config or {}).get("model") or {})
-    kwargs = {k: model_cfg[k] for k in _MODEL_FIELDS if k in model_cfg}
-    try:
-        kwargs.update(
-            hidden=int(params["gru"]["w_hh"].shape[0]),
-            ssl_dim=int(params["ssl_head"]["kernel"].shape[1]),
-            mm_dim=int(params["mmcl_head"]["kernel"].shape[1]),
-            conv_channels=int(params["conv1"]["kernel"].shape[2]),
-        )
-        if kwargs.get("gru_over", "channels") == "channels":
-            kwargs["pool_bins"] = int(params["gru"]["w_ih"].shape[0])  # features = time bins
-    except (KeyError, TypeError, AttributeError, IndexError) as e:
-        raise ValueError(f"params are not PrimusEncoder parameters (missing {e})") from None
-    return PrimusEncoder(compute_dtype=compute_dtype, **kwargs)
-
-
 class ImuEncoder:
     """A PRIMUS encoder ready for inference; see the module docstring.
 
@@ -190,7 +166,9 @@ class ImuEncoder:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         self.config = dict(config) if config is not None else None
         self.step = step
-        self.model = build_model(params, config, compute_dtype=compute_dtype)
+        self.model = build.encoder_from_params(
+            params, (config or {}).get("model"), compute_dtype=compute_dtype
+        )
         m = self.model
         self.dims = {"emb": m.hidden, "ssl": m.ssl_dim, "mmcl": m.mm_dim}
 

@@ -10,10 +10,7 @@ import optax
 from primus_jax import config as config_lib
 from primus_jax import losses, rng_streams
 from primus_jax import queue as queue_lib
-from primus_jax.models.encoder import PrimusEncoder
-
-WINDOW_T = 250  # 5 s at 50 Hz
-IMU_CHANNELS = 6
+from primus_jax.models import build
 
 
 @flax.struct.dataclass
@@ -32,19 +29,6 @@ class TrainState:
     opt_state: optax.OptState
     queue: queue_lib.QueueState
     rng: jax.Array
-
-
-def make_model(config) -> PrimusEncoder:
-    m = config.model
-    return PrimusEncoder(
-        hidden=m.hidden,
-        ssl_dim=m.ssl_dim,
-        mm_dim=m.mm_dim,
-        conv_channels=m.conv_channels,
-        pool_bins=m.pool_bins,
-        gru_over=m.gru_over,
-        compute_dtype=None if m.compute_dtype == "float32" else jnp.dtype(m.compute_dtype),
-    )
 
 
 def make_schedule(config):
@@ -95,9 +79,8 @@ root_keys = rng_streams.root_keys  # (init key, step key) of the config seed
 def create_train_state(config, model, tx) -> TrainState:
     """Builds a fresh state (call under ``jax.jit`` with out_shardings to place it)."""
     init_key, step_key = root_keys(config.seed)
-    dummy = jnp.zeros((1, WINDOW_T, IMU_CHANNELS), jnp.float32)
     params = {
-        "encoder": model.init(init_key, dummy)["params"],
+        "encoder": build.init_params(model, init_key),
         **losses.init_temperatures(config.loss.tau_init, config.loss.get("temperature", "log")),
     }
     if config.get("objective", "primus") == "multitask_ssl":

@@ -23,6 +23,7 @@ from absl import logging
 from primus_jax import checkpointing, input_pipeline, metric_writer, sharding
 from primus_jax import config as config_lib
 from primus_jax import state as state_lib
+from primus_jax.models import build
 from primus_jax.models.encoder import count_params
 from primus_jax.train_step import make_train_step
 
@@ -149,7 +150,7 @@ def train_and_evaluate(config, workdir: str, *, step_hook=None):
         data_iter = input_pipeline.make_train_iterator(config)
     if is_main and config_lib.uses_queue(config):
         _log_nn_setup(config, input_pipeline.train_data_summary(config))
-    model = state_lib.make_model(config)
+    model = build.encoder_from_config(config.model)
     tx = state_lib.make_optimizer(config)
     schedule = state_lib.make_schedule(config)
     create = functools.partial(state_lib.create_train_state, config, model, tx)

@@ -14,6 +14,7 @@ from primus_jax import checkpointing, inference
 from primus_jax import state as state_lib
 from primus_jax.config import base_config
 from primus_jax.data import signal
+from primus_jax.models import build
 from primus_jax.models.encoder import PrimusEncoder
 from primus_jax.tools import embed_imu
 
@@ -43,16 +44,16 @@ def write_checkpoint(workdir, mm_dim=384):
     config.model.mm_dim = mm_dim
     config.data.batch_size = 16
     config.queue.size = 64
-    model = state_lib.make_model(config)
+    model = build.encoder_from_config(config.model)
     tx = state_lib.make_optimizer(config)
     encoder = random_encoder_params(mm_dim)
 
-    def build(p):
+    def with_encoder(p):
         fresh = state_lib.create_train_state(config, model, tx)
         params = {**fresh.params, "encoder": p}
         return fresh.replace(params=params, opt_state=tx.init(params))
 
-    state = jax.jit(build)(encoder)
+    state = jax.jit(with_encoder)(encoder)
     ckpt = checkpointing.Checkpointer(workdir / "checkpoints", max_to_keep=1, async_save=False)
     meta = {"config": json.loads(config.to_json_best_effort())}
     ckpt.save(0, state, None, meta=meta, force=True)

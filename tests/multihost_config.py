@@ -6,6 +6,7 @@ import functools
 import numpy as np
 
 from primus_jax.config import base_config
+from primus_jax.models import build
 
 
 def tiny_config(mode="host"):
@@ -36,7 +37,7 @@ def gradient_inputs(c):
     from primus_jax import state as state_lib
     from primus_jax.data.synthetic import SyntheticPairedSource
 
-    model, tx = state_lib.make_model(c), state_lib.make_optimizer(c)
+    model, tx = build.encoder_from_config(c.model), state_lib.make_optimizer(c)
     src = SyntheticPairedSource(c.data.synthetic.num_examples, c.model.mm_dim, c.seed)
     keys = np.random.default_rng(7).normal(size=(32, c.model.ssl_dim)).astype(np.float32)
     with jax.default_device(jax.local_devices(backend="cpu")[0]):
@@ -57,7 +58,6 @@ def gradients_on_mesh(c, mesh, state, rows):
     import jax
 
     from primus_jax import sharding
-    from primus_jax import state as state_lib
     from primus_jax.train_step import make_loss_and_grads
 
     rep = sharding.replicated(mesh)
@@ -68,7 +68,7 @@ def gradients_on_mesh(c, mesh, state, rows):
     n, p = len(rows["imu"]), jax.process_count()
     lo = jax.process_index() * n // p
     batch = sharding.global_batch({k: v[lo : lo + n // p] for k, v in rows.items()}, mesh)
-    loss_and_grads = make_loss_and_grads(c, state_lib.make_model(c))
+    loss_and_grads = make_loss_and_grads(c, build.encoder_from_config(c.model))
 
     def fn(s, b):
         (loss, aux), grads = loss_and_grads(s, b)

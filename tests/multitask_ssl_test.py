@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from primus_jax import checkpointing, input_pipeline, train
-from primus_jax import state as state_lib
 from primus_jax.baselines import multitask_ssl as mt
 from primus_jax.config import ConfigError, base_config, validate
+from primus_jax.models import build
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 T = 250
@@ -152,7 +152,7 @@ def test_training_run_learns_matches_recomputation_and_checkpoints(tmp_path):
     assert sorted(m) == list(range(1, steps + 1))
 
     # Step 2 against an independent recomputation from the state after step 1 and batch 2.
-    model = state_lib.make_model(c)
+    model = build.encoder_from_config(c.model)
     data = input_pipeline.make_train_iterator(c)
     next(data)
     x = jnp.asarray(next(data)["imu"])

@@ -12,6 +12,7 @@ from primus_jax import augment, losses, train_step
 from primus_jax import state as state_lib
 from primus_jax.config import base_config
 from primus_jax.data.synthetic import SyntheticPairedSource
+from primus_jax.models import build
 from primus_jax.train_step import make_train_step
 
 BATCH = 8
@@ -30,7 +31,7 @@ def _config(**loss):
 
 
 def _setup(c):
-    model = state_lib.make_model(c)
+    model = build.encoder_from_config(c.model)
     tx = state_lib.make_optimizer(c)
     sched = state_lib.make_schedule(c)
     st = jax.jit(functools.partial(state_lib.create_train_state, c, model, tx))()

@@ -13,6 +13,7 @@ import pytest
 
 from primus_jax import checkpointing, train
 from primus_jax.config import ConfigError, base_config
+from primus_jax.models import build
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -205,7 +206,7 @@ def test_no_collectives_inside_the_gru_loops():
 
     c = tiny_config()
     mesh = sharding.make_mesh(c)
-    model, tx = state_lib.make_model(c), state_lib.make_optimizer(c)
+    model, tx = build.encoder_from_config(c.model), state_lib.make_optimizer(c)
     create = functools.partial(state_lib.create_train_state, c, model, tx)
     sh = sharding.state_shardings(jax.eval_shape(create), mesh)
     st = jax.jit(create, out_shardings=sh)()

@@ -13,10 +13,10 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow_datasets as tfds
 
-RATE_HZ = 50
-WINDOW_S = 5.0
-WINDOW_LEN = 250  # RATE_HZ * WINDOW_S
-NUM_CHANNELS = 6  # acc_x, acc_y, acc_z (m/s², gravity included), gyro_x, gyro_y, gyro_z (rad/s)
+from primus_jax import contract
+from primus_jax.contract import NUM_CHANNELS, RATE_HZ, WINDOW_S
+from primus_jax.contract import WINDOW_T as WINDOW_LEN
+
 UNLABELLED = -1
 # Embeddings are stored L2-normalised; allow float32 round-off and a little slack.
 _NORM_TOL = 1e-3
@@ -70,8 +70,8 @@ def metadata(
         video_emb_dim=int(video_emb_dim),
         rate_hz=RATE_HZ,
         window_s=WINDOW_S,
-        channels=["acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z"],
-        units={"acc": "m/s2 (gravity included)", "gyro": "rad/s"},
+        channels=list(contract.CHANNEL_NAMES),
+        units=dict(contract.UNITS),
         **extra,
     )
 

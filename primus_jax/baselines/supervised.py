@@ -46,16 +46,15 @@ from collections.abc import Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import optax
 
 from primus_jax import config as config_lib
-from primus_jax import state as state_lib
 from primus_jax.evaluation import fewshot as fewshot_lib
 from primus_jax.evaluation import metrics as metrics_lib
 from primus_jax.evaluation import sampling
 from primus_jax.losses import l2_normalize
+from primus_jax.models import build
 from primus_jax.models.encoder import TorchLinear
 
 METHOD_NAME = "standard_training"
@@ -124,7 +123,7 @@ def _model_settings(model_config: Mapping | None) -> tuple:
 
 def _check_encoder_params(params, settings: tuple, x_shape: tuple) -> None:
     """Raises ValueError unless ``params`` fit the encoder that ``settings`` describe."""
-    model = state_lib.make_model(ml_collections.ConfigDict({"model": dict(settings)}))
+    model = build.encoder_from_config(dict(settings))
     dummy = jax.ShapeDtypeStruct((1, *x_shape[1:]), jnp.float32)
     want = jax.eval_shape(model.init, jax.random.key(0), dummy)
     want_shapes = jax.tree.map(lambda a: tuple(a.shape), want["params"])
@@ -142,7 +141,7 @@ def _compiled(
 ) -> tuple:
     """Jitted (init, train_step, logits) for one model and run shape. Cached so that every
     trial with the same number of windows reuses the compiled step."""
-    model = state_lib.make_model(ml_collections.ConfigDict({"model": dict(settings)}))
+    model = build.encoder_from_config(dict(settings))
     head = TorchLinear(num_classes)
     schedule = optax.warmup_cosine_decay_schedule(
         init_value=0.0, peak_value=cfg.lr, warmup_steps=warmup, decay_steps=total, end_value=0.0

@@ -32,7 +32,9 @@ import os
 import numpy as np
 from absl import logging
 
-WINDOW = (250, 6)
+from primus_jax import contract
+
+WINDOW = contract.SHAPE
 
 
 @dataclasses.dataclass

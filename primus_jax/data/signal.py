@@ -22,8 +22,10 @@ import math
 
 import numpy as np
 
+from primus_jax import contract
+
 G = 9.80665  # standard gravity, m/s² per g
-CHANNELS = ("ax", "ay", "az", "gx", "gy", "gz")  # canonical order: acc xyz, then gyro xyz
+CHANNELS = contract.CHANNELS
 
 # Filter before interpolating only when the source runs this much faster than the target. A
 # jittery 50 Hz phone stream resampled to 50 Hz must not be smoothed.

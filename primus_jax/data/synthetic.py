@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from primus_jax import rng_streams
+from primus_jax import contract, rng_streams
 from primus_jax.data import identity
 
-RATE_HZ = 50
-WINDOW_T = 250
+RATE_HZ, WINDOW_T = contract.RATE_HZ, contract.WINDOW_T
 _FREQS_HZ = np.array([0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0])
 
 

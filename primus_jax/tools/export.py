@@ -38,6 +38,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from primus_jax import contract
+
 DEFAULT_PLATFORMS = ("cpu", "cuda", "tpu")
 BENCH_BATCHES = (1, 64)
 TFLITE_INSTALL = "pip install tensorflow-cpu==2.21.0 (about 1.4 GB)"
@@ -64,9 +66,9 @@ def export_encoder(
     import jax
     import jax.numpy as jnp
 
-    from primus_jax.inference import CHANNELS, WINDOW_T, build_model
+    from primus_jax.models import build
 
-    model = build_model(params, config)
+    model = build.encoder_from_params(params, (config or {}).get("model"))
     consts = jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), params)
 
     def forward(x):
@@ -78,7 +80,7 @@ def export_encoder(
         if batch_size <= 0:
             raise ValueError(f"batch_size must be positive or None, got {batch_size}")
         b = batch_size
-    spec = jax.ShapeDtypeStruct((b, WINDOW_T, CHANNELS), jnp.float32)
+    spec = jax.ShapeDtypeStruct((b, *contract.SHAPE), jnp.float32)
     return jax.export.export(jax.jit(forward), platforms=tuple(platforms))(spec)
 
 
@@ -119,9 +121,9 @@ def save(exported, path: str | os.PathLike, metadata: Mapping | None = None) -> 
         "input": {
             "shape": [str(d) for d in in_aval.shape],
             "dtype": str(in_aval.dtype),
-            "layout": "channels_last (batch, 250 samples, 6 channels)",
-            "channels": "ax, ay, az (m/s^2, with gravity), gx, gy, gz (rad/s)",
-            "rate_hz": 50,
+            "layout": "channels_last (batch, samples, channels)",
+            "channels": contract.DESCRIPTION,
+            "rate_hz": contract.RATE_HZ,
         },
         "outputs": {k: [str(d) for d in v.shape] for k, v in outs.items()},
         "bytes": len(blob),
@@ -141,7 +143,7 @@ def cpu_latency(exported, batch: int, *, runs: int = 30, warmup: int = 3) -> dic
     import jax
 
     cpu = jax.local_devices(backend="cpu")[0]
-    x = np.random.default_rng(0).normal(size=(batch, 250, 6)).astype(np.float32)
+    x = np.random.default_rng(0).normal(size=(batch, *contract.SHAPE)).astype(np.float32)
     x[..., 2] += 9.8
     with jax.default_device(cpu):
         fn = jax.jit(exported.call)
@@ -161,9 +163,9 @@ def max_abs_diff(exported, params, config, x: np.ndarray) -> dict:
     """Largest |exported - PrimusEncoder.apply| per output on ``x`` (CPU)."""
     import jax
 
-    from primus_jax.inference import build_model
+    from primus_jax.models import build
 
-    model = build_model(params, config)
+    model = build.encoder_from_params(params, (config or {}).get("model"))
     with jax.default_device(jax.local_devices(backend="cpu")[0]):
         got = exported.call(x)
         want = model.apply({"params": params}, x)
@@ -224,7 +226,7 @@ def check_tflite(blob: bytes, exported, *, runs: int = 30) -> dict:
 
     (aval,) = exported.in_avals
     b = int(aval.shape[0])
-    x = np.random.default_rng(2).normal(size=(b, 250, 6)).astype(np.float32)
+    x = np.random.default_rng(2).normal(size=(b, *contract.SHAPE)).astype(np.float32)
     x[..., 2] += 9.8
     runner = tf.lite.Interpreter(model_content=blob).get_signature_runner("embed")
     got = runner(imu=x)
@@ -281,7 +283,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     reloaded = load(args.output)
     check_b = fixed or 3
-    x = np.random.default_rng(1).normal(size=(check_b, 250, 6)).astype(np.float32)
+    x = np.random.default_rng(1).normal(size=(check_b, *contract.SHAPE)).astype(np.float32)
     x[..., 2] += 9.8
     diffs = max_abs_diff(reloaded, params, config, x)
     shown = ", ".join(f"{k} {v:.2e}" for k, v in diffs.items())

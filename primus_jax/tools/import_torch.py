@@ -363,14 +363,10 @@ def _convert(name: str, v: np.ndarray, how: str) -> np.ndarray:
 def _expected_shapes(dims: dict, gru_over: str) -> dict:
     """Parameter shapes of PrimusEncoder with ``dims``, by abstract evaluation (no FLOPs)."""
     import jax
-    import jax.numpy as jnp
 
-    from primus_jax.models.encoder import PrimusEncoder
+    from primus_jax.models import build
 
-    model = PrimusEncoder(gru_over=gru_over, **dims)
-    tree = jax.eval_shape(
-        lambda: model.init(jax.random.key(0), jnp.zeros((1, 250, 6), jnp.float32))["params"]
-    )
+    tree = build.abstract_params(build.encoder_from_config({"gru_over": gru_over, **dims}))
     return jax.tree.map(lambda a: tuple(a.shape), tree)
 
 
@@ -576,6 +572,7 @@ def import_checkpoint(
     from primus_jax import checkpointing
     from primus_jax import config as config_lib
     from primus_jax import state as state_lib
+    from primus_jax.models import build
 
     checkpoint, workdir = os.fspath(checkpoint), os.fspath(workdir)
     existing = _existing_checkpoints(workdir)
@@ -604,7 +601,7 @@ def import_checkpoint(
     log_taus = log_temperatures(conv.temperatures, temperatures, config.loss.tau_init)
     config_lib.validate(config, num_devices=jax.device_count(), process_count=1)
 
-    model = state_lib.make_model(config)
+    model = build.encoder_from_config(config.model)
     tx = state_lib.make_optimizer(config)
     # Stored in the config's parameterisation: log τ, or τ itself with loss.temperature=raw.
     raw = config.loss.get("temperature", "log") == "raw"
