@@ -14,27 +14,22 @@ Variants (weights alpha/beta/gamma of L_SS/L_MM/L_NN):
 * ``ss``, ``mm``  single losses (= configs/simclr.py, configs/imu2clip.py).
 * ``nn``     L_NN alone (all three NN terms, video lookup).
 
+The table is ``primus_jax.objectives.variants`` (shared with configs/hapt_baselines.py).
+
 ``sweep()`` lists them all for a launcher.
 """
 
 from primus_jax.config import base_config
+from primus_jax.objectives import variants
 
-VARIANTS = {
-    # name: (alpha, beta, gamma, nn_terms, lookup)
-    "ss_mm": (1.0, 1.0, 0.0, "text,video,imu", "auto"),
-    "mm_nn": (0.0, 1.0, 1.0, "text,video", "auto"),
-    "ss_nn": (1.0, 0.0, 1.0, "imu", "imu"),
-    "ss": (1.0, 0.0, 0.0, "text,video,imu", "auto"),
-    "mm": (0.0, 1.0, 0.0, "text,video,imu", "auto"),
-    "nn": (0.0, 0.0, 1.0, "text,video,imu", "auto"),
-}
+VARIANTS = tuple(variants.LOSS_VARIANTS)
 
 
 def get_config(variant: str = "ss_mm"):
     if variant not in VARIANTS:
         raise ValueError(f"unknown ablation {variant!r}; choose one of {sorted(VARIANTS)}")
     c = base_config()
-    c.loss.alpha, c.loss.beta, c.loss.gamma, c.loss.nn_terms, c.queue.lookup = VARIANTS[variant]
+    variants.apply(c, variant)
     c.ablation = variant
     return c
 

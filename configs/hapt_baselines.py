@@ -7,7 +7,7 @@ Variants:
   simclr         L_SS only (SimCLR).
   imu2clip       L_MM only (IMU <-> text; HAPT has no video).
   multitask_ssl  Saeed et al. (2019) transformation recognition (primus_jax/baselines).
-  ss_mm, mm_nn, ss_nn   loss ablations of the paper's Fig. 6 (see configs/ablation.py).
+  ss_mm, mm_nn, ss_nn   loss ablations of the paper's Fig. 6 (primus_jax.objectives.variants).
   mmfrac_0.1, mmfrac_0.5   PRIMUS with text kept for only 10% / 50% of the windows (Fig. 3).
   nn_text_lookup  PRIMUS with neighbours looked up by text, nothing excluded (the earlier
                  HAPT default): on templated text nn_text repeats mm_text and the neighbours
@@ -21,6 +21,7 @@ few-shot comparison isolates the objective. ``sweep()`` lists all variants.
 import os
 
 from primus_jax.config import load_config_file
+from primus_jax.objectives import variants
 
 VARIANTS = (
     "simclr",
@@ -38,20 +39,10 @@ VARIANTS = (
 def get_config(variant: str = "simclr"):
     c = load_config_file(os.path.join(os.path.dirname(__file__), "primus_hapt.py"))
     c.variant = variant
-    if variant == "simclr":
-        c.loss.alpha, c.loss.beta, c.loss.gamma = 1.0, 0.0, 0.0
-    elif variant == "imu2clip":
-        c.loss.alpha, c.loss.beta, c.loss.gamma = 0.0, 1.0, 0.0
-    elif variant == "multitask_ssl":
+    if variant == "multitask_ssl":
         c.objective = "multitask_ssl"
-    elif variant == "ss_mm":
-        c.loss.alpha, c.loss.beta, c.loss.gamma = 1.0, 1.0, 0.0
-    elif variant == "mm_nn":
-        c.loss.alpha, c.loss.beta, c.loss.gamma = 0.0, 1.0, 1.0
-        c.loss.nn_terms = "text"
-    elif variant == "ss_nn":
-        c.loss.alpha, c.loss.beta, c.loss.gamma = 1.0, 0.0, 1.0
-        c.loss.nn_terms, c.queue.lookup = "imu", "imu"
+    elif variant in ("simclr", "imu2clip", "ss_mm", "mm_nn", "ss_nn"):
+        variants.apply(c, variant, modalities=("text",))  # HAPT has no video
     elif variant == "nn_text_lookup":
         c.queue.lookup, c.queue.exclude = "text", "none"
     elif variant.startswith("mmfrac_"):

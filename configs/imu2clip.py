@@ -6,9 +6,10 @@ Equivalent to the reference's ``--ssl_coeff 0`` without ``--nnclr``.
 """
 
 from primus_jax.config import base_config
+from primus_jax.objectives import variants
 
 
 def get_config():
     c = base_config()
-    c.loss.alpha, c.loss.beta, c.loss.gamma = 0.0, 1.0, 0.0
+    variants.apply(c, "imu2clip")
     return c

@@ -31,8 +31,8 @@ def get_config():
     c.data.name = "uci_hapt/minilm"
     c.data.split = "train"
     c.model.mm_dim = 384
-    c.loss.mm_terms = "text"  # HAPT has no video
-    c.loss.nn_terms = "text,imu"
+    c.loss.mm_terms = ("text",)  # HAPT has no video
+    c.loss.nn_terms = ("text", "imu")
     # No video to find neighbours by, and the text is templated: a text lookup would return an
     # identical sentence (nn_text = mm_text) and same-class windows (label supervision). The
     # IMU key (ssl head) is the only similarity not derived from labels; windows overlap by

@@ -20,7 +20,7 @@ from primus_jax.config import base_config
 
 def get_config():
     c = base_config()
-    c.augment.ops = "reference"
+    c.augment.ops = ("reference",)
     c.loss.alpha = c.loss.beta = c.loss.gamma = 0.5
     c.data.batch_size = 16
     return c

@@ -121,19 +121,23 @@ OPS = {
 }
 
 
-def parse_ops(spec: str) -> tuple[str, ...]:
-    """'paper' | 'reference' | comma-separated op names -> tuple of op names (validated)."""
-    spec = spec.strip()
-    if spec in PRESETS:
-        return PRESETS[spec]
-    ops = tuple(s.strip() for s in spec.split(",") if s.strip())
+def parse_ops(spec) -> tuple[str, ...]:
+    """Op names, in order (a tuple; a str is split on commas); presets such as "paper"
+    expand to their ops. Raises ValueError on unknown names."""
+    items = spec.split(",") if isinstance(spec, str) else spec
+    ops: list[str] = []
+    for name in (str(n).strip() for n in items):
+        if name in PRESETS:
+            ops.extend(PRESETS[name])
+        elif name:
+            ops.append(name)
     unknown = [o for o in ops if o not in OPS]
     if unknown:
         raise ValueError(
             f"unknown augmentation(s) {unknown}; choose from {sorted(OPS)} "
             f"or a preset {sorted(PRESETS)}"
         )
-    return ops
+    return tuple(ops)
 
 
 def augment(key, x, ops: tuple[str, ...], *, scaling_sigma=0.25, noise_sigma=0.1, n_cuts=4):

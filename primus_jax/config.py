@@ -11,17 +11,11 @@ import ml_collections
 
 from primus_jax import augment as augment_lib
 from primus_jax import contract, losses
-from primus_jax import queue as queue_lib
 from primus_jax.models.encoder import GRU_ORIENTATIONS
 
-MM_TERMS = ("text", "video")
-NN_TERMS = ("text", "video", "imu")
 SCHEDULES = ("constant", "warmup_cosine")
 COMPUTE_DTYPES = ("float32", "bfloat16")
 DATA_SOURCES = ("synthetic", "tfds")
-# "primus": the paper's objective (train_step.py); "multitask_ssl": Saeed et al. (2019)'s
-# transformation-recognition baseline (baselines/multitask_ssl.py), same encoder and loop.
-OBJECTIVES = ("primus", "multitask_ssl")
 
 
 class ConfigError(ValueError):
@@ -80,7 +74,7 @@ def base_config() -> ml_collections.ConfigDict:
     )
 
     c.augment = ml_collections.ConfigDict(
-        dict(ops="paper", scaling_sigma=0.25, noise_sigma=0.1, permutation_cuts=4)
+        dict(ops=("paper",), scaling_sigma=0.25, noise_sigma=0.1, permutation_cuts=4)
     )
 
     c.loss = ml_collections.ConfigDict(
@@ -88,8 +82,8 @@ def base_config() -> ml_collections.ConfigDict:
             alpha=1.0,  # L_SS
             beta=1.0,  # L_MM
             gamma=1.0,  # L_NN
-            mm_terms="text,video",
-            nn_terms="text,video,imu",
+            mm_terms=("text", "video"),
+            nn_terms=("text", "video", "imu"),
             tau_init=0.1,
             # "log": tau = exp(log tau), always positive (moves ~10x slower under Adam at
             # tau = 0.1); "raw": tau itself, as the reference (clamped at tau_min).
@@ -103,10 +97,10 @@ def base_config() -> ml_collections.ConfigDict:
     c.queue = ml_collections.ConfigDict(dict(size=8192, lookup="auto", exclude="self"))
 
     # MultitaskSSL baseline (objective="multitask_ssl"); noise, scaling and permutation
-    # take their parameters from c.augment. See primus_jax/baselines/multitask_ssl.py.
+    # take their parameters from c.augment. See primus_jax/objectives/multitask_ssl.py.
     c.multitask = ml_collections.ConfigDict(
         dict(
-            tasks="all",  # or a comma-separated subset of multitask_ssl.TASKS
+            tasks=("all",),  # or a subset of objectives.multitask_ssl.TASKS
             feature="mmcl",  # encoder output the task heads read: emb | ssl | mmcl
             head_hidden=256,  # per-task Dense(head_hidden) + ReLU before the logit; 0: linear
             time_warp_sigma=0.2,
@@ -149,26 +143,21 @@ def base_config() -> ml_collections.ConfigDict:
     return c
 
 
-def split_terms(spec: str, allowed: tuple[str, ...], key: str) -> tuple[str, ...]:
-    terms = tuple(t.strip() for t in spec.split(",") if t.strip())
-    bad = [t for t in terms if t not in allowed]
+def names(value, allowed, key: str, *, presets=()) -> tuple[str, ...]:
+    """A list option (a tuple of names; a str is split on commas) checked against ``allowed``
+    (and ``presets``, single names that stand for a list): raises ConfigError naming ``key``."""
+    items = value.split(",") if isinstance(value, str) else value
+    items = tuple(str(t).strip() for t in items if str(t).strip())
+    bad = [t for t in items if t not in allowed and t not in presets]
     if bad:
-        raise ConfigError(key, f"unknown term(s) {bad}; allowed: {list(allowed)}")
-    if len(set(terms)) != len(terms):
-        raise ConfigError(key, f"duplicate terms in {spec!r}")
-    return terms
-
-
-def uses_queue(config) -> bool:
-    if config.get("objective", "primus") != "primus":
-        return False  # only the PRIMUS objective has NN terms
-    return config.loss.gamma > 0 and bool(
-        split_terms(config.loss.nn_terms, NN_TERMS, "loss.nn_terms")
-    )
+        raise ConfigError(key, f"unknown name(s) {bad}; allowed: {[*presets, *allowed]}")
+    if len(set(items)) != len(items):
+        raise ConfigError(key, f"duplicate names in {value!r}")
+    return items
 
 
 def validate(config, *, num_devices: int, process_count: int = 1) -> None:
-    """Raises ConfigError for the first invalid value found. No compilation happens here."""
+    """The checks common to every objective (``objectives.resolve`` adds the objective's)."""
     b = config.data.batch_size
     if config.data.source not in DATA_SOURCES:
         raise ConfigError("data.source", f"{config.data.source!r} is not one of {DATA_SOURCES}")
@@ -225,21 +214,7 @@ def validate(config, *, num_devices: int, process_count: int = 1) -> None:
             f"{config.augment.permutation_cuts}: needs 1 <= cuts < {contract.WINDOW_T} samples",
         )
 
-    objective = config.get("objective", "primus")
-    if objective not in OBJECTIVES:
-        raise ConfigError("objective", f"{objective!r} is not one of {OBJECTIVES}")
-    if objective == "multitask_ssl":
-        _validate_multitask(config)
-
-    loss = config.loss
-    for k in ("alpha", "beta", "gamma"):
-        if loss[k] < 0:
-            raise ConfigError(f"loss.{k}", f"loss weights must be >= 0, got {loss[k]}")
-    mm = split_terms(loss.mm_terms, MM_TERMS, "loss.mm_terms")
-    nn = split_terms(loss.nn_terms, NN_TERMS, "loss.nn_terms")
-    active = (loss.alpha > 0) + (loss.beta > 0 and bool(mm)) + (loss.gamma > 0 and bool(nn))
-    if not active and objective == "primus":
-        raise ConfigError("loss", "every loss term is switched off (alpha, beta, gamma)")
+    loss = config.loss  # the temperatures are in every objective's parameters
     if loss.tau_init <= 0:
         raise ConfigError("loss.tau_init", f"must be > 0, got {loss.tau_init}")
     if loss.temperature not in losses.TEMPERATURE_MODES:
@@ -250,19 +225,6 @@ def validate(config, *, num_devices: int, process_count: int = 1) -> None:
         raise ConfigError(
             "loss.tau_min", f"{loss.tau_min}: needs 0 < tau_min <= tau_init ({loss.tau_init})"
         )
-
-    q = config.queue
-    if q.lookup not in queue_lib.LOOKUP_MODES:
-        raise ConfigError("queue.lookup", f"{q.lookup!r} is not one of {queue_lib.LOOKUP_MODES}")
-    if q.exclude not in queue_lib.EXCLUDE_MODES:
-        raise ConfigError("queue.exclude", f"{q.exclude!r} is not one of {queue_lib.EXCLUDE_MODES}")
-    if uses_queue(config):
-        if q.size <= 0 or q.size % b:
-            raise ConfigError(
-                "queue.size",
-                f"queue size {q.size} must be a positive multiple of the global batch {b}, "
-                "so each batch is written as one contiguous FIFO block",
-            )
 
     o = config.optim
     if o.lr <= 0:
@@ -281,67 +243,6 @@ def validate(config, *, num_devices: int, process_count: int = 1) -> None:
     for k in ("log_every", "checkpoint_every", "keep_checkpoints"):
         if t[k] <= 0:
             raise ConfigError(f"train.{k}", f"must be positive, got {t[k]}")
-
-
-TEMPLATED_TEXT_FRACTION = 0.5  # training texts that repeat another sampled text
-
-
-def nn_supervision_warnings(config, summary: dict) -> list[str]:
-    """Configurations in which the NN terms degenerate, given the training data's summary
-    (``input_pipeline.train_data_summary``: ``num_examples``, ``video_frac``,
-    ``text_duplicate_frac``). Returns one message per problem; the train loop logs them."""
-    if not uses_queue(config):
-        return []
-    q, out = config.queue, []
-    n = summary.get("num_examples", 0)
-    nn_terms = split_terms(config.loss.nn_terms, NN_TERMS, "loss.nn_terms")
-    if q.get("exclude", "self") == "none" and n and q.size >= n:
-        out.append(
-            f"queue.size={q.size} >= the {n} training segments with queue.exclude=none: from "
-            "the second epoch on every row's nearest neighbour is its own stale entry, so L_NN "
-            "repeats L_MM plus self-distillation; use queue.exclude=self (the default)"
-        )
-    text_lookup = q.lookup == "text" or (q.lookup == "auto" and summary.get("video_frac", 0) < 1)
-    dup = summary.get("text_duplicate_frac", 0.0)
-    if text_lookup and dup >= TEMPLATED_TEXT_FRACTION:
-        what = (
-            "nn_text repeats mm_text for those rows, and the other NN positives are windows "
-            "with the same sentence (label-derived when the text is templated)"
-            if "text" in nn_terms
-            else "the NN positives are windows with the same sentence (label-derived when the "
-            "text is templated)"
-        )
-        out.append(
-            f"{100 * dup:.0f}% of the sampled training texts repeat another one (templated text) "
-            f"and the NN lookup uses text (queue.lookup={q.lookup!r}"
-            f"{', no video' if q.lookup == 'auto' else ''}): its nearest neighbour is an "
-            f"identical sentence, so {what}; consider queue.lookup=imu"
-        )
-    return out
-
-
-def _validate_multitask(config) -> None:
-    # Imported here: every module imports the config, and none of them should load the
-    # baseline's code (Flax heads, transformations) unless this objective is chosen.
-    from primus_jax.baselines import multitask_ssl
-
-    if "multitask" not in config:
-        raise ConfigError("multitask", 'objective="multitask_ssl" needs the c.multitask block')
-    mt = config.multitask
-    try:
-        multitask_ssl.parse_tasks(mt.tasks)
-    except ValueError as e:
-        raise ConfigError("multitask.tasks", str(e)) from None
-    if mt.feature not in multitask_ssl.FEATURES:
-        raise ConfigError(
-            "multitask.feature", f"{mt.feature!r} is not one of {multitask_ssl.FEATURES}"
-        )
-    if mt.head_hidden < 0:
-        raise ConfigError("multitask.head_hidden", f"must be >= 0, got {mt.head_hidden}")
-    if mt.time_warp_sigma <= 0:
-        raise ConfigError("multitask.time_warp_sigma", f"must be > 0, got {mt.time_warp_sigma}")
-    if mt.time_warp_knots < 1:
-        raise ConfigError("multitask.time_warp_knots", f"must be >= 1, got {mt.time_warp_knots}")
 
 
 def load_config_file(path: str, *args):

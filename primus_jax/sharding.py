@@ -96,11 +96,24 @@ def under_mesh(fn, mesh):
     return wrapped
 
 
-def jit_train_step(train_step, state_sharding, mesh):
-    """Compiles ``train_step`` with explicit shardings and a donated state."""
+def jit_train_step(train_step, state_sharding, mesh, *, resident=None):
+    """Compiles ``train_step`` with explicit shardings and a donated state.
+
+    Host input: the step takes ``(state, batch)``, the batch sharded over ``data``.
+    Device-resident input (``resident``, a :class:`~primus_jax.data.resident.ResidentData`):
+    the step takes ``(state, arrays)`` and gathers the batch of ``state.step`` inside.
+    """
+    if resident is None:
+        fn, input_sharding = train_step, batch_sharding(mesh)
+    else:
+
+        def fn(state, arrays):
+            return train_step(state, resident.batch(arrays, state.step))
+
+        input_sharding = resident.array_sharding
     return jax.jit(
-        under_mesh(train_step, mesh),
-        in_shardings=(state_sharding, batch_sharding(mesh)),
+        under_mesh(fn, mesh),
+        in_shardings=(state_sharding, input_sharding),
         out_shardings=(state_sharding, replicated(mesh)),
         donate_argnums=(0,),
     )

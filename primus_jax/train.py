@@ -9,7 +9,6 @@ with periodic metrics, checkpoints and SIGTERM handling -> final checkpoint.
 
 from __future__ import annotations
 
-import collections
 import functools
 import json
 import math
@@ -20,21 +19,17 @@ import jax
 import numpy as np
 from absl import logging
 
-from primus_jax import checkpointing, input_pipeline, metric_writer, sharding
-from primus_jax import config as config_lib
+from primus_jax import checkpointing, input_pipeline, metric_writer, objectives, optim, sharding
 from primus_jax import state as state_lib
 from primus_jax.models import build
 from primus_jax.models.encoder import count_params
-from primus_jax.train_step import make_train_step
-
-_distributed_initialised = False
+from primus_jax.programs import ProgramCache
 
 
 def maybe_initialize_distributed(config) -> None:
     """Calls ``jax.distributed.initialize`` once when ``config.distributed.initialize``."""
-    global _distributed_initialised
     d = config.distributed
-    if not d.initialize or _distributed_initialised:
+    if not d.initialize or jax.distributed.is_initialized():
         return
     kwargs = {}
     if d.coordinator_address:
@@ -44,7 +39,6 @@ def maybe_initialize_distributed(config) -> None:
     if d.process_id >= 0:
         kwargs["process_id"] = d.process_id
     jax.distributed.initialize(**kwargs)
-    _distributed_initialised = True
     logging.info(
         "distributed: process %d of %d, %d local / %d global devices",
         jax.process_index(),
@@ -59,50 +53,19 @@ def _mean_metrics(pending: list[dict]) -> dict:
     return {k: float(np.mean([m[k] for m in fetched])) for k in fetched[0]}
 
 
-# Compiled programs of recent runs in this process, so that a resumed run, a sweep or a
-# notebook re-running a config skips recompilation. The key holds everything a program depends
-# on: the purpose, the whole config, the shapes, dtypes and shardings of its arguments, and
-# the jax flags that change numerics.
-_COMPILED: collections.OrderedDict = collections.OrderedDict()
-_COMPILED_MAX = 8
-
-
-def _signature(args) -> tuple:
-    leaves, treedef = jax.tree.flatten(args)
-    return treedef, tuple((x.shape, x.dtype, x.sharding) for x in leaves)
-
-
-def _compile(what: str, config, jitted, *args):
-    """``jitted.lower(*args).compile()``, memoised per (what, config, argument signature)."""
-    flags = (jax.config.jax_enable_x64, jax.config.jax_default_matmul_precision)
-    key = (what, config.to_json_best_effort(sort_keys=True), _signature(args), flags)
-    compiled = _COMPILED.get(key)
-    if compiled is None:
-        t0 = time.perf_counter()
-        compiled = jitted.lower(*args).compile()
-        logging.info("%s compiled in %.1f s", what, time.perf_counter() - t0)
-        _COMPILED[key] = compiled
-        while len(_COMPILED) > _COMPILED_MAX:
-            _COMPILED.popitem(last=False)
-    else:
-        _COMPILED.move_to_end(key)
-        logging.info("%s: reusing the program compiled earlier in this process", what)
-    return compiled
-
-
-def _compile_step(config, jitted, state, inputs):
+def _compile_step(programs, config, jitted, state, inputs):
     """Compiles the train step ahead of time; with several processes, waits for all of them.
 
     A process compiles at its own pace, and gloo (multi-process CPU) gives up on a collective
     whose peers are more than 30 s late, so nobody runs the first step before everyone has
     compiled it (:func:`sharding.wait_for_all_processes`).
     """
-    compiled = _compile("train step", config, jitted, state, inputs)
+    compiled = programs.compile("train step", config, jitted, state, inputs)
     sharding.wait_for_all_processes("train_step_compiled")
     return compiled
 
 
-def _log_nn_setup(config, summary: dict) -> None:
+def _log_nn_setup(config, objective, summary: dict) -> None:
     q = config.queue
     logging.info(
         "nn: queue %d, lookup %s, exclude %s; %d training segments (video %.0f%%, repeated "
@@ -114,11 +77,11 @@ def _log_nn_setup(config, summary: dict) -> None:
         100 * summary["video_frac"],
         100 * summary["text_duplicate_frac"],
     )
-    for message in config_lib.nn_supervision_warnings(config, summary):
+    for message in objective.nn_supervision_warnings(config, summary):
         logging.warning("nn: %s", message)
 
 
-def train_and_evaluate(config, workdir: str, *, step_hook=None):
+def train_and_evaluate(config, workdir: str, *, step_hook=None, programs=None):
     """Pretrains PRIMUS per ``config``, checkpointing into ``workdir``; returns the state.
 
     Args:
@@ -127,9 +90,14 @@ def train_and_evaluate(config, workdir: str, *, step_hook=None):
         with the same workdir resumes from its latest checkpoint.
       step_hook: optional ``fn(step, state)`` called after every step (tests use it to
         simulate crashes).
+      programs: a :class:`~primus_jax.programs.ProgramCache` shared with earlier runs in
+        this process (a resume, a sweep, a notebook) to skip recompilation; None = compile.
     """
     maybe_initialize_distributed(config)
-    config_lib.validate(config, num_devices=jax.device_count(), process_count=jax.process_count())
+    objective = objectives.resolve(
+        config, num_devices=jax.device_count(), process_count=jax.process_count()
+    )
+    programs = programs if programs is not None else ProgramCache()
     is_main = jax.process_index() == 0
     os.makedirs(workdir, exist_ok=True)
     if is_main:
@@ -148,12 +116,12 @@ def train_and_evaluate(config, workdir: str, *, step_hook=None):
     else:
         resident = None
         data_iter = input_pipeline.make_train_iterator(config)
-    if is_main and config_lib.uses_queue(config):
-        _log_nn_setup(config, input_pipeline.train_data_summary(config))
+    if is_main and objective.uses_queue(config):
+        _log_nn_setup(config, objective, input_pipeline.train_data_summary(config))
     model = build.encoder_from_config(config.model)
-    tx = state_lib.make_optimizer(config)
-    schedule = state_lib.make_schedule(config)
-    create = functools.partial(state_lib.create_train_state, config, model, tx)
+    tx = optim.make_optimizer(config)
+    schedule = optim.make_schedule(config)
+    create = functools.partial(state_lib.create_train_state, config, model, tx, objective)
     abstract = jax.eval_shape(create)
     state_sharding = sharding.state_shardings(abstract, mesh)
 
@@ -171,7 +139,7 @@ def train_and_evaluate(config, workdir: str, *, step_hook=None):
         # A step-0 checkpoint (e.g. imported weights) has no data position worth restoring.
         state, _ = ckpt.restore(latest, target, data_iter if latest > 0 else None)
     else:
-        state = _compile("init", config, jax.jit(create, out_shardings=state_sharding))()
+        state = programs.compile("init", config, jax.jit(create, out_shardings=state_sharding))()
     # Finish the restore/init programs before the first step is dispatched.
     state = jax.block_until_ready(state)
     logging.info(
@@ -181,17 +149,11 @@ def train_and_evaluate(config, workdir: str, *, step_hook=None):
         config.data.batch_size,
     )
 
-    if config.get("objective", "primus") == "multitask_ssl":
-        from primus_jax.baselines import multitask_ssl
-
-        train_step = multitask_ssl.make_train_step(config, model, tx, schedule)
-    else:
-        train_step = make_train_step(config, model, tx, schedule)
+    train_step = objective.make_train_step(config, model, tx, schedule)
+    jitted = sharding.jit_train_step(train_step, state_sharding, mesh, resident=resident)
     if resident is not None:
-        jitted = resident.jit_step(train_step, state_sharding)
         next_input = lambda: resident.arrays
     else:
-        jitted = sharding.jit_train_step(train_step, state_sharding, mesh)
         next_input = lambda: sharding.global_batch(next(data_iter), mesh)
     writer = metric_writer.MetricWriter(workdir, enabled=is_main, resume_step=latest)
     if is_main:
@@ -209,7 +171,7 @@ def train_and_evaluate(config, workdir: str, *, step_hook=None):
     try:
         if start < num_steps:
             first_input = next_input()
-            step_fn = _compile_step(config, jitted, state, first_input)
+            step_fn = _compile_step(programs, config, jitted, state, first_input)
         for step in range(start + 1, num_steps + 1):
             batch = first_input if step == start + 1 else next_input()
             t0 = time.perf_counter()

@@ -18,3 +18,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 # No persistent compilation cache here: with jax 0.10.2 a multi-device CPU executable loaded
 # from the cache deadlocks in its first all-gather (devices disagree on the collective op id).
+
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def programs():
+    """Compiled programs shared by the tests of one worker that run a config several times
+    (straight, crashed and resumed runs)."""
+    from primus_jax.programs import ProgramCache
+
+    return ProgramCache(max_entries=16)

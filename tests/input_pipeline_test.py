@@ -9,7 +9,7 @@ import pytest
 
 from primus_jax import checkpointing, sharding
 from primus_jax.config import base_config
-from primus_jax.data import resident, tfds_input
+from primus_jax.data import prepare, resident, tfds_input
 from tfds_builders import testing_utils
 
 N = testing_utils.TinySegments.NUM_EXAMPLES  # 40
@@ -39,7 +39,7 @@ def _config(data_dir, seed=0, batch=8, fraction=1.0):
 @pytest.fixture(autouse=True)
 def _register(monkeypatch):
     # The test builder lives here, not in tfds_builders: make open_source find it.
-    monkeypatch.setattr(tfds_input, "import_builder_module", lambda name: None)
+    monkeypatch.setattr(prepare, "import_builder_module", lambda name: None)
     yield
 
 
@@ -114,7 +114,7 @@ def test_multimodal_fraction_masks_a_fixed_seeded_subset(data_dir):
     assert sum(kept.values()) == 10  # round(0.25 * 40)
     # The subset is keyed by record index (TFDS shuffles examples when writing them).
     mask = tfds_input.multimodal_keep_mask(N, 0.25, 0)
-    source, _ = tfds_input.open_source("tiny_segments", "train", data_dir)
+    source, _ = prepare.open_source("tiny_segments", "train", data_dir)
     record_of = {int(source[r]["imu"][0, 0]): r for r in range(N)}
     assert all(kept[i] == mask[record_of[i]] for i in range(N))
 
@@ -185,8 +185,8 @@ def _train_config(data_dir, resident_mode):
     c.queue.size = 16
     c.model.hidden = 64
     c.model.ssl_dim = 32
-    c.loss.mm_terms = "text"
-    c.loss.nn_terms = "text,imu"
+    c.loss.mm_terms = ("text",)
+    c.loss.nn_terms = ("text", "imu")
     c.train.num_steps = 7  # 5 steps per epoch: crosses an epoch boundary
     c.train.log_every = 1
     c.train.checkpoint_every = 3
@@ -194,7 +194,7 @@ def _train_config(data_dir, resident_mode):
 
 
 @pytest.mark.parametrize("resident_mode", [False, True], ids=["grain", "resident"])
-def test_training_on_tfds_resumes_exactly(data_dir, tmp_path, resident_mode):
+def test_training_on_tfds_resumes_exactly(data_dir, tmp_path, resident_mode, programs):
     import json
 
     from primus_jax import train
@@ -207,7 +207,9 @@ def test_training_on_tfds_resumes_exactly(data_dir, tmp_path, resident_mode):
                 out[r["step"]] = r["train/loss"]
         return out
 
-    straight = train.train_and_evaluate(_train_config(data_dir, resident_mode), str(tmp_path / "a"))
+    straight = train.train_and_evaluate(
+        _train_config(data_dir, resident_mode), str(tmp_path / "a"), programs=programs
+    )
 
     def crash(step, state):
         if step == 5:
@@ -215,8 +217,12 @@ def test_training_on_tfds_resumes_exactly(data_dir, tmp_path, resident_mode):
 
     wd = str(tmp_path / "b")
     with pytest.raises(_Crash):
-        train.train_and_evaluate(_train_config(data_dir, resident_mode), wd, step_hook=crash)
-    resumed = train.train_and_evaluate(_train_config(data_dir, resident_mode), wd)
+        train.train_and_evaluate(
+            _train_config(data_dir, resident_mode), wd, step_hook=crash, programs=programs
+        )
+    resumed = train.train_and_evaluate(
+        _train_config(data_dir, resident_mode), wd, programs=programs
+    )
     assert losses(tmp_path / "a") == pytest.approx(losses(wd), abs=1e-6)
     for a, b in zip(jax.tree.leaves(straight.params), jax.tree.leaves(resumed.params)):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-6)

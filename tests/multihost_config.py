@@ -33,15 +33,17 @@ def gradient_inputs(c):
     import jax
     import jax.numpy as jnp
 
+    from primus_jax import optim
     from primus_jax import queue as queue_lib
     from primus_jax import state as state_lib
     from primus_jax.data.synthetic import SyntheticPairedSource
+    from primus_jax.objectives import primus
 
-    model, tx = build.encoder_from_config(c.model), state_lib.make_optimizer(c)
+    model, tx = build.encoder_from_config(c.model), optim.make_optimizer(c)
     src = SyntheticPairedSource(c.data.synthetic.num_examples, c.model.mm_dim, c.seed)
     keys = np.random.default_rng(7).normal(size=(32, c.model.ssl_dim)).astype(np.float32)
     with jax.default_device(jax.local_devices(backend="cpu")[0]):
-        st = jax.jit(functools.partial(state_lib.create_train_state, c, model, tx))()
+        st = jax.jit(functools.partial(state_lib.create_train_state, c, model, tx, primus))()
         q = st.queue
         for s in range(0, 32, 16):
             rows = src.get_batch(np.arange(s, s + 16))
@@ -58,7 +60,7 @@ def gradients_on_mesh(c, mesh, state, rows):
     import jax
 
     from primus_jax import sharding
-    from primus_jax.train_step import make_loss_and_grads
+    from primus_jax.objectives.primus import make_loss_and_grads
 
     rep = sharding.replicated(mesh)
     state_sh = sharding.state_shardings(state, mesh)

@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 
 from primus_jax import checkpointing, input_pipeline, train
-from primus_jax.baselines import multitask_ssl as mt
-from primus_jax.config import ConfigError, base_config, validate
+from primus_jax.config import ConfigError, base_config
 from primus_jax.models import build
+from primus_jax.objectives import multitask_ssl as mt
+from primus_jax.objectives import resolve
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 T = 250
@@ -80,17 +81,17 @@ def test_parse_tasks_and_config_validation():
     c = base_config()
     c.objective = "supervised"
     with pytest.raises(ConfigError, match="objective"):
-        validate(c, num_devices=1)
+        resolve(c, num_devices=1)
     c.objective = "multitask_ssl"
     c.loss.alpha = c.loss.beta = c.loss.gamma = 0.0  # no PRIMUS term needed for this objective
-    validate(c, num_devices=1)
-    c.multitask.tasks = "negation,jitter"
+    resolve(c, num_devices=1)
+    c.multitask.tasks = ("negation", "jitter")
     with pytest.raises(ConfigError, match=r"multitask\.tasks"):
-        validate(c, num_devices=1)
-    c.multitask.tasks = "all"
+        resolve(c, num_devices=1)
+    c.multitask.tasks = ("all",)
     c.multitask.feature = "logits"
     with pytest.raises(ConfigError, match=r"multitask\.feature"):
-        validate(c, num_devices=1)
+        resolve(c, num_devices=1)
 
 
 def test_default_tasks_are_saeeds_eight_shape_preserving_transforms():
@@ -121,7 +122,7 @@ def _tiny_config(num_steps):
     c.multitask.head_hidden = 32
     # Five of the eight tasks: each transformation adds compile time to the step, and noise,
     # scaling and permutation are augment.py's (tested there); test_default_tasks covers all.
-    c.multitask.tasks = "rotation,negation,time_reversal,time_warp,channel_shuffle"
+    c.multitask.tasks = ("rotation", "negation", "time_reversal", "time_warp", "channel_shuffle")
     c.optim.lr = 1e-3
     c.train.num_steps = num_steps
     c.train.log_every = 1

@@ -9,11 +9,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from primus_jax import config as config_lib
 from primus_jax import input_pipeline, train
 from primus_jax.config import base_config
-from primus_jax.data import tfds_input
-from primus_jax.train_step import nn_statistics
+from primus_jax.data import prepare
+from primus_jax.objectives.primus import nn_statistics, nn_supervision_warnings
 from tfds_builders import testing_utils
 
 
@@ -94,8 +93,8 @@ def _tfds(data_dir, exclude, resident=False):
     c.data.batch_size = 8
     c.data.device_resident = resident
     c.model.mm_dim = testing_utils.TinySegments.DIM
-    c.loss.mm_terms = "text"
-    c.loss.nn_terms = "text,imu"
+    c.loss.mm_terms = ("text",)
+    c.loss.nn_terms = ("text", "imu")
     c.queue.size = 40  # = the 40 segments; text lookup (no video)
     c.queue.exclude = exclude
     return _small(c, 12)  # 5 steps per epoch
@@ -106,7 +105,7 @@ def _tfds(data_dir, exclude, resident=False):
     "exclude,resident", [("self", False), ("self", True), ("none", False)], ids=str
 )
 def test_tfds_never_matches_itself(tiny_tfds, tmp_path, monkeypatch, exclude, resident):
-    monkeypatch.setattr(tfds_input, "import_builder_module", lambda name: None)
+    monkeypatch.setattr(prepare, "import_builder_module", lambda name: None)
     wd = str(tmp_path / "wd")
     train.train_and_evaluate(_tfds(tiny_tfds, exclude, resident), wd)
     self_frac = np.asarray(_series(wd, "nn_self_frac"))
@@ -120,7 +119,7 @@ def test_tfds_never_matches_itself(tiny_tfds, tmp_path, monkeypatch, exclude, re
 
 
 def test_tfds_summary_sees_templated_text(tiny_tfds, monkeypatch):
-    monkeypatch.setattr(tfds_input, "import_builder_module", lambda name: None)
+    monkeypatch.setattr(prepare, "import_builder_module", lambda name: None)
     s = input_pipeline.train_data_summary(_tfds(tiny_tfds, "self"))
     assert s == {"num_examples": 40, "video_frac": 0.0, "text_duplicate_frac": 1.0}
 
@@ -190,7 +189,7 @@ def _warnings(**kw):
         else:
             section, key = k.split("__")
             c[section][key] = v
-    return config_lib.nn_supervision_warnings(c, summary)
+    return nn_supervision_warnings(c, summary)
 
 
 def test_warns_when_the_queue_holds_the_dataset_and_nothing_is_excluded():
@@ -203,7 +202,7 @@ def test_warns_when_the_queue_holds_the_dataset_and_nothing_is_excluded():
 def test_warns_on_text_lookup_over_templated_text():
     w = _warnings(queue__size=1024)  # auto lookup, no video: text
     assert len(w) == 1 and "nn_text repeats mm_text" in w[0]
-    w = _warnings(queue__size=1024, loss__nn_terms="imu")
+    w = _warnings(queue__size=1024, loss__nn_terms=("imu",))
     assert len(w) == 1 and "same sentence" in w[0] and "nn_text" not in w[0]
     assert not _warnings(queue__size=1024, queue__lookup="imu")  # IMU lookup: no duplicate
     assert not _warnings(queue__size=1024, text_duplicate_frac=0.1)  # real narrations

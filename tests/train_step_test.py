@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 import reference_impls as ref
 
-from primus_jax import augment, losses, train_step
+from primus_jax import augment, losses, optim
 from primus_jax import state as state_lib
 from primus_jax.config import base_config
 from primus_jax.data.synthetic import SyntheticPairedSource
 from primus_jax.models import build
-from primus_jax.train_step import make_train_step
+from primus_jax.objectives import primus
+from primus_jax.objectives.primus import make_train_step
 
 BATCH = 8
 
@@ -32,9 +33,9 @@ def _config(**loss):
 
 def _setup(c):
     model = build.encoder_from_config(c.model)
-    tx = state_lib.make_optimizer(c)
-    sched = state_lib.make_schedule(c)
-    st = jax.jit(functools.partial(state_lib.create_train_state, c, model, tx))()
+    tx = optim.make_optimizer(c)
+    sched = optim.make_schedule(c)
+    st = jax.jit(functools.partial(state_lib.create_train_state, c, model, tx, primus))()
     step = jax.jit(make_train_step(c, model, tx, sched))
     return model, st, step
 
@@ -124,7 +125,7 @@ def test_second_step_nn_terms_match_independent_computation():
         (dict(alpha=1.0, beta=0.0, gamma=0.0), {"loss_ss"}),
         (dict(alpha=0.0, beta=1.0, gamma=0.0), {"loss_mm", "loss_mm_text", "loss_mm_video"}),
         (
-            dict(alpha=1.0, beta=0.0, gamma=1.0, nn_terms="imu"),
+            dict(alpha=1.0, beta=0.0, gamma=1.0, nn_terms=("imu",)),
             {"loss_ss", "loss_nn", "loss_nn_imu"},
         ),
     ],
@@ -181,7 +182,7 @@ def test_temperature_gradient_and_first_update_match_hand_computation(mode):
     k = np.asarray(model.apply(p, view)["ssl"])
     g_tau = _dloss_dtau(q, k, 0.1)
 
-    (_, _), grads = jax.jit(train_step.make_loss_and_grads(c, model))(st, batch)
+    (_, _), grads = jax.jit(primus.make_loss_and_grads(c, model))(st, batch)
     name = "tau_ss" if mode == "raw" else "log_tau_ss"
     # raw: the gradient w.r.t. tau itself; log: chain rule, tau * dL/dtau.
     want = g_tau if mode == "raw" else 0.1 * g_tau

@@ -82,8 +82,10 @@ class Crash(RuntimeError):
     pass
 
 
-def test_kill_and_resume_equals_straight_run(tmp_path, monkeypatch):
-    straight = train.train_and_evaluate(tiny_config(6), str(tmp_path / "straight"))
+def test_kill_and_resume_equals_straight_run(tmp_path, programs, monkeypatch):
+    straight = train.train_and_evaluate(
+        tiny_config(6), str(tmp_path / "straight"), programs=programs
+    )
 
     def crash_at_5(step, state):
         if step == 5:
@@ -93,9 +95,9 @@ def test_kill_and_resume_equals_straight_run(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     wd = "crashed"
     with pytest.raises(Crash):
-        train.train_and_evaluate(tiny_config(6), wd, step_hook=crash_at_5)
+        train.train_and_evaluate(tiny_config(6), wd, step_hook=crash_at_5, programs=programs)
     assert sorted(int(p) for p in os.listdir(os.path.join(wd, "checkpoints")) if p.isdigit()) == [3]
-    resumed = train.train_and_evaluate(tiny_config(6), wd)
+    resumed = train.train_and_evaluate(tiny_config(6), wd, programs=programs)
     assert int(resumed.step) == 6
     _assert_same_run(straight, resumed, tmp_path / "straight", wd, atol=1e-6)
     params, _, step = checkpointing.load_checkpoint_params(wd)
@@ -103,29 +105,37 @@ def test_kill_and_resume_equals_straight_run(tmp_path, monkeypatch):
     np.testing.assert_array_equal(params["log_tau_mm"], np.asarray(resumed.params["log_tau_mm"]))
 
 
-def test_sigterm_checkpoints_and_resume_is_exact(tmp_path):
-    straight = train.train_and_evaluate(tiny_config(4), str(tmp_path / "straight"))
+def test_sigterm_checkpoints_and_resume_is_exact(tmp_path, programs):
+    straight = train.train_and_evaluate(
+        tiny_config(4), str(tmp_path / "straight"), programs=programs
+    )
 
     def preempt_at_2(step, state):
         if step == 2:
             os.kill(os.getpid(), signal.SIGTERM)
 
     wd = str(tmp_path / "preempted")
-    stopped = train.train_and_evaluate(tiny_config(4), wd, step_hook=preempt_at_2)
+    stopped = train.train_and_evaluate(
+        tiny_config(4), wd, step_hook=preempt_at_2, programs=programs
+    )
     assert int(stopped.step) == 2  # stopped cleanly right after the signal
     assert "2" in os.listdir(os.path.join(wd, "checkpoints"))
-    resumed = train.train_and_evaluate(tiny_config(4), wd)
+    resumed = train.train_and_evaluate(tiny_config(4), wd, programs=programs)
     assert int(resumed.step) == 4
     _assert_same_run(straight, resumed, tmp_path / "straight", wd, atol=1e-6)
 
 
-def test_checkpoint_restores_onto_a_different_device_count(tmp_path):
-    straight = train.train_and_evaluate(tiny_config(4), str(tmp_path / "straight"))
+def test_checkpoint_restores_onto_a_different_device_count(tmp_path, programs):
+    straight = train.train_and_evaluate(
+        tiny_config(4), str(tmp_path / "straight"), programs=programs
+    )
     wd = str(tmp_path / "run")
-    train.train_and_evaluate(tiny_config(3), wd)  # 8 devices, checkpoint at step 3
+    train.train_and_evaluate(
+        tiny_config(3), wd, programs=programs
+    )  # 8 devices, checkpoint at step 3
     c = tiny_config(4)
     c.mesh.data = 2
-    s = train.train_and_evaluate(c, wd)  # resumes from step 3 on 2 devices
+    s = train.train_and_evaluate(c, wd, programs=programs)  # resumes from step 3 on 2 devices
     assert int(s.step) == 4
     assert len(s.params["encoder"]["gru"]["w_hh"].sharding.device_set) == 2
     _assert_same_run(straight, s, tmp_path / "straight", wd, atol=1e-5)
@@ -136,8 +146,8 @@ def test_checkpoint_restores_onto_a_different_device_count(tmp_path):
     [
         ({"data.batch_size": 12}, "data.batch_size"),  # 12 not divisible by 8 devices
         ({"queue.size": 40}, "queue.size"),  # 40 not a multiple of 16
-        ({"augment.ops": "scaling,warp"}, "augment.ops"),
-        ({"loss.nn_terms": "text,audio"}, "loss.nn_terms"),
+        ({"augment.ops": ("scaling", "warp")}, "augment.ops"),
+        ({"loss.nn_terms": ("text", "audio")}, "loss.nn_terms"),
         ({"queue.lookup": "nearest"}, "queue.lookup"),
         ({"model.gru_over": "diagonal"}, "model.gru_over"),
         ({"model.compute_dtype": "float16"}, "model.compute_dtype"),
@@ -200,18 +210,18 @@ def test_no_collectives_inside_the_gru_loops():
     import functools
     import re
 
-    from primus_jax import input_pipeline, sharding
+    from primus_jax import input_pipeline, optim, sharding
     from primus_jax import state as state_lib
-    from primus_jax.train_step import make_train_step
+    from primus_jax.objectives import primus
 
     c = tiny_config()
     mesh = sharding.make_mesh(c)
-    model, tx = build.encoder_from_config(c.model), state_lib.make_optimizer(c)
-    create = functools.partial(state_lib.create_train_state, c, model, tx)
+    model, tx = build.encoder_from_config(c.model), optim.make_optimizer(c)
+    create = functools.partial(state_lib.create_train_state, c, model, tx, primus)
     sh = sharding.state_shardings(jax.eval_shape(create), mesh)
     st = jax.jit(create, out_shardings=sh)()
     step = sharding.jit_train_step(
-        make_train_step(c, model, tx, state_lib.make_schedule(c)), sh, mesh
+        primus.make_train_step(c, model, tx, optim.make_schedule(c)), sh, mesh
     )
     batch = sharding.global_batch(next(input_pipeline.make_train_iterator(c)), mesh)
     hlo = step.lower(st, batch).compile().as_text()

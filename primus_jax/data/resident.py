@@ -47,17 +47,3 @@ class ResidentData:
             k: jax.lax.with_sharding_constraint(v[idx], self.batch_sharding)
             for k, v in arrays.items()
         }
-
-    def jit_step(self, train_step, state_sharding):
-        """One jitted function: gather the batch, then the train step (state donated)."""
-        from primus_jax import sharding
-
-        def step(state, arrays):
-            return train_step(state, self.batch(arrays, state.step))
-
-        return jax.jit(
-            sharding.under_mesh(step, self.mesh),
-            in_shardings=(state_sharding, self.array_sharding),
-            out_shardings=(state_sharding, sharding.replicated(self.mesh)),
-            donate_argnums=(0,),
-        )

@@ -1,10 +1,10 @@
 """Times the jitted PRIMUS train step (or encoder forward) on the current backend.
 
-    python -m primus_jax.bench --config=configs/primus.py --batch 256
-    python -m primus_jax.bench --config=configs/primus.py --batch 4096 --dtype bfloat16
-    python -m primus_jax.bench --config=configs/primus.py --batch 256 --mode forward
-    python -m primus_jax.bench --config=configs/primus_hapt.py --batch 256 --data host
-    python -m primus_jax.bench --config=configs/primus_hapt.py --batch 256 --data resident
+    python -m primus_jax.benchmarks.train_step --config=configs/primus.py --batch 256
+    python -m primus_jax.benchmarks.train_step --config=configs/primus.py --batch 4096 --dtype bfloat16
+    python -m primus_jax.benchmarks.train_step --config=configs/primus.py --batch 256 --mode forward
+    python -m primus_jax.benchmarks.train_step --config=configs/primus_hapt.py --batch 256 --data host
+    python -m primus_jax.benchmarks.train_step --config=configs/primus_hapt.py --batch 256 --data resident
 
 Measures the step in steady state: the NN queue is full (random unit rows, as the PyTorch
 baseline ``shared/bench/torch_reference_step.py`` fills it), batches are already on device,
@@ -116,20 +116,18 @@ def run(config, *, batch, steps, warmup, mode, devices_on_axis=-1, data="device"
     import jax
     import numpy as np
 
-    from primus_jax import config as config_lib
-    from primus_jax import sharding
+    from primus_jax import objectives, optim, sharding
     from primus_jax import state as state_lib
     from primus_jax.models import build
-    from primus_jax.train_step import make_train_step
 
     config = config.copy_and_resolve_references()
     config.data.batch_size = batch
     config.mesh.data = devices_on_axis
-    config_lib.validate(config, num_devices=jax.device_count())
+    objective = objectives.resolve(config, num_devices=jax.device_count())
     mesh = sharding.make_mesh(config)
     model = build.encoder_from_config(config.model)
-    tx = state_lib.make_optimizer(config)
-    create = functools.partial(state_lib.create_train_state, config, model, tx)
+    tx = optim.make_optimizer(config)
+    create = functools.partial(state_lib.create_train_state, config, model, tx, objective)
     abstract = jax.eval_shape(create)
     st_sharding = sharding.state_shardings(abstract, mesh)
     state = jax.jit(create, out_shardings=st_sharding)()
@@ -159,12 +157,12 @@ def run(config, *, batch, steps, warmup, mode, devices_on_axis=-1, data="device"
     ]
 
     if mode == "train":
-        train_step = make_train_step(config, model, tx, state_lib.make_schedule(config))
+        train_step = objective.make_train_step(config, model, tx, optim.make_schedule(config))
         if data == "resident":
             from primus_jax import input_pipeline
 
             resident = input_pipeline.make_resident_data(config, mesh)
-            fn = resident.jit_step(train_step, st_sharding)
+            fn = sharding.jit_train_step(train_step, st_sharding, mesh, resident=resident)
             t0 = time.perf_counter()
             compiled = fn.lower(state, resident.arrays).compile()
             compile_s = time.perf_counter() - t0

@@ -50,6 +50,7 @@ import numpy as np
 import optax
 
 from primus_jax import augment as augment_lib
+from primus_jax.config import ConfigError
 from primus_jax.models.encoder import torch_uniform
 
 TASKS = (
@@ -145,12 +146,13 @@ def channel_shuffle(key, x):
 # Tasks, heads and the train step.
 
 
-def parse_tasks(spec: str) -> tuple[str, ...]:
-    """``"all"`` or a comma-separated subset of :data:`TASKS` -> task names, in that order."""
-    spec = spec.strip()
-    if spec == "all":
+def parse_tasks(spec) -> tuple[str, ...]:
+    """``("all",)`` or a subset of :data:`TASKS` (a tuple; a str is split on commas) -> task
+    names, in that order."""
+    items = spec.split(",") if isinstance(spec, str) else spec
+    tasks = tuple(str(t).strip() for t in items if str(t).strip())
+    if tasks == ("all",):
         return TASKS
-    tasks = tuple(s.strip() for s in spec.split(",") if s.strip())
     unknown = [t for t in tasks if t not in TASKS]
     if unknown or not tasks:
         raise ValueError(f"unknown or no task(s) {unknown or spec!r}; choose from {list(TASKS)}")
@@ -219,13 +221,42 @@ def init_heads(config, key) -> dict:
     return heads.init(key, dummy)["params"]
 
 
+def validate(config) -> None:
+    if "multitask" not in config:
+        raise ConfigError("multitask", 'objective="multitask_ssl" needs the c.multitask block')
+    mt = config.multitask
+    try:
+        parse_tasks(mt.tasks)
+    except ValueError as e:
+        raise ConfigError("multitask.tasks", str(e)) from None
+    if mt.feature not in FEATURES:
+        raise ConfigError("multitask.feature", f"{mt.feature!r} is not one of {FEATURES}")
+    if mt.head_hidden < 0:
+        raise ConfigError("multitask.head_hidden", f"must be >= 0, got {mt.head_hidden}")
+    if mt.time_warp_sigma <= 0:
+        raise ConfigError("multitask.time_warp_sigma", f"must be > 0, got {mt.time_warp_sigma}")
+    if mt.time_warp_knots < 1:
+        raise ConfigError("multitask.time_warp_knots", f"must be >= 1, got {mt.time_warp_knots}")
+
+
+def uses_queue(config) -> bool:
+    del config
+    return False  # the state keeps the token queue
+
+
+def init_params(config, init_key) -> dict:
+    """The task heads, stored beside (not inside) the encoder in ``params["multitask"]``, so
+    ``params["encoder"]`` keeps the layout evaluation loads."""
+    return {"multitask": init_heads(config, jax.random.fold_in(init_key, 1))}
+
+
 def make_train_step(config, model, tx, schedule):
     """Returns ``train_step(state, batch) -> (state, metrics)`` for the MultitaskSSL objective.
 
-    Same contract as :func:`primus_jax.train_step.make_train_step`: pure, jitted once over the
-    mesh by ``sharding.jit_train_step`` (or the device-resident wrapper) with the state
-    donated; only ``batch["imu"]`` is read. The step's key is ``fold_in(state.rng, step)`` and
-    task ``i`` uses ``fold_in(key, i)``, so a run is a function of the config seed.
+    Same contract as PRIMUS's step (:mod:`primus_jax.objectives.primus`): pure, jitted once
+    over the mesh by ``sharding.jit_train_step`` with the state donated; only
+    ``batch["imu"]`` is read. The step's key is ``fold_in(state.rng, step)`` and task ``i``
+    uses ``fold_in(key, i)``, so a run is a function of the config seed.
 
     Metrics: ``loss`` (mean over tasks), ``loss_<task>``, ``acc_<task>`` (on the task's 2B
     balanced rows), ``acc`` (mean over tasks), ``grad_norm``, ``lr``.

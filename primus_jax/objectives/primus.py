@@ -1,7 +1,8 @@
-"""The PRIMUS training step: augment, encode, three losses, NN queue, optimizer update.
+"""The PRIMUS objective: augment, encode, three losses, NN queue, optimizer update.
 
-Pure function of ``(state, batch)``; no I/O, no globals. It is compiled once by
-``jax.jit`` over the device mesh (see ``sharding.jit_train_step``).
+The step is a pure function of ``(state, batch)``, jitted once over the device mesh by the
+train loop (``sharding.jit_train_step``); this module also owns the objective's config checks
+and the warnings for configurations in which the NN terms degenerate.
 
 Batch (global arrays, leading axis sharded over ``data``):
   imu        (B, 250, 6) float32, channels-last, SI units
@@ -30,10 +31,88 @@ import jax.numpy as jnp
 import optax
 
 from primus_jax import augment as augment_lib
-from primus_jax import config as config_lib
 from primus_jax import losses, rng_streams
 from primus_jax import queue as queue_lib
+from primus_jax.config import ConfigError, names
 from primus_jax.state import TrainState
+
+MM_TERMS = ("text", "video")
+NN_TERMS = ("text", "video", "imu")
+TEMPLATED_TEXT_FRACTION = 0.5  # training texts that repeat another sampled text
+
+
+def active_terms(config) -> tuple[tuple[str, ...], tuple[str, ...], bool]:
+    """``(mm_terms, nn_terms, use_ss)`` that actually run (a zero weight switches a family
+    off)."""
+    loss = config.loss
+    mm = names(loss.mm_terms, MM_TERMS, "loss.mm_terms")
+    nn = names(loss.nn_terms, NN_TERMS, "loss.nn_terms")
+    return (mm if loss.beta > 0 else ()), (nn if loss.gamma > 0 else ()), loss.alpha > 0
+
+
+def uses_queue(config) -> bool:
+    return bool(active_terms(config)[1])
+
+
+def init_params(config, init_key) -> dict:
+    del config, init_key  # the encoder and the temperatures only
+    return {}
+
+
+def validate(config) -> None:
+    loss = config.loss
+    for k in ("alpha", "beta", "gamma"):
+        if loss[k] < 0:
+            raise ConfigError(f"loss.{k}", f"loss weights must be >= 0, got {loss[k]}")
+    mm, nn, use_ss = active_terms(config)
+    if not (mm or nn or use_ss):
+        raise ConfigError("loss", "every loss term is switched off (alpha, beta, gamma)")
+    q = config.queue
+    if q.lookup not in queue_lib.LOOKUP_MODES:
+        raise ConfigError("queue.lookup", f"{q.lookup!r} is not one of {queue_lib.LOOKUP_MODES}")
+    if q.exclude not in queue_lib.EXCLUDE_MODES:
+        raise ConfigError("queue.exclude", f"{q.exclude!r} is not one of {queue_lib.EXCLUDE_MODES}")
+    b = config.data.batch_size
+    if nn and (q.size <= 0 or q.size % b):
+        raise ConfigError(
+            "queue.size",
+            f"queue size {q.size} must be a positive multiple of the global batch {b}, "
+            "so each batch is written as one contiguous FIFO block",
+        )
+
+
+def nn_supervision_warnings(config, summary: dict) -> list[str]:
+    """Configurations in which the NN terms degenerate, given the training data's summary
+    (``input_pipeline.train_data_summary``: ``num_examples``, ``video_frac``,
+    ``text_duplicate_frac``). Returns one message per problem; the train loop logs them."""
+    if not uses_queue(config):
+        return []
+    q, out = config.queue, []
+    n = summary.get("num_examples", 0)
+    nn_terms = active_terms(config)[1]
+    if q.exclude == "none" and n and q.size >= n:
+        out.append(
+            f"queue.size={q.size} >= the {n} training segments with queue.exclude=none: from "
+            "the second epoch on every row's nearest neighbour is its own stale entry, so L_NN "
+            "repeats L_MM plus self-distillation; use queue.exclude=self (the default)"
+        )
+    text_lookup = q.lookup == "text" or (q.lookup == "auto" and summary.get("video_frac", 0) < 1)
+    dup = summary.get("text_duplicate_frac", 0.0)
+    if text_lookup and dup >= TEMPLATED_TEXT_FRACTION:
+        what = (
+            "nn_text repeats mm_text for those rows, and the other NN positives are windows "
+            "with the same sentence (label-derived when the text is templated)"
+            if "text" in nn_terms
+            else "the NN positives are windows with the same sentence (label-derived when the "
+            "text is templated)"
+        )
+        out.append(
+            f"{100 * dup:.0f}% of the sampled training texts repeat another one (templated text) "
+            f"and the NN lookup uses text (queue.lookup={q.lookup!r}"
+            f"{', no video' if q.lookup == 'auto' else ''}): its nearest neighbour is an "
+            f"identical sentence, so {what}; consider queue.lookup=imu"
+        )
+    return out
 
 
 def _unique_fraction(index, valid, size):
@@ -97,14 +176,10 @@ def make_loss_and_grads(config, model):
     ops = augment_lib.parse_ops(config.augment.ops)
     loss_cfg = config.loss
     alpha, beta, gamma = loss_cfg.alpha, loss_cfg.beta, loss_cfg.gamma
-    mm_terms = config_lib.split_terms(loss_cfg.mm_terms, config_lib.MM_TERMS, "loss.mm_terms")
-    nn_terms = config_lib.split_terms(loss_cfg.nn_terms, config_lib.NN_TERMS, "loss.nn_terms")
-    mm_terms = mm_terms if beta > 0 else ()
-    nn_terms = nn_terms if gamma > 0 else ()
-    use_ss = alpha > 0
+    mm_terms, nn_terms, use_ss = active_terms(config)
     use_queue = bool(nn_terms)
-    lookup, exclude = config.queue.lookup, config.queue.get("exclude", "self")
-    tau_min = loss_cfg.get("tau_min", 0.0)
+    lookup, exclude = config.queue.lookup, config.queue.exclude
+    tau_min = loss_cfg.tau_min
 
     def loss_and_grads(state: TrainState, batch):
         key = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
@@ -178,7 +253,7 @@ def make_train_step(config, model, tx, schedule):
     """Returns ``train_step(state, batch) -> (state, metrics)``."""
     loss_and_grads = make_loss_and_grads(config, model)
     use_queue = loss_and_grads.use_queue
-    tau_min = config.loss.get("tau_min", 0.0)
+    tau_min = config.loss.tau_min
 
     def train_step(state: TrainState, batch):
         (loss, aux), grads = loss_and_grads(state, batch)
