@@ -3,10 +3,9 @@
     python launch/prepare_data.py --config=configs/primus_hapt.py [--config.data.data_dir=...]
 
 Takes the same flags as ``python -m primus_jax.main`` (``--workdir`` is accepted and ignored)
-and calls ``primus_jax.data.tfds_input.prepare_dataset`` for ``config.data`` when the config
-reads a TFDS dataset; a dataset that is already built is left alone. Launchers run it on one
-host first (launch/slurm_gpu.sbatch), so that several processes sharing a data directory do not
-race to write the same dataset.
+and calls ``primus_jax.data.prepare.prepare_dataset`` for ``config.data`` when the config reads
+a TFDS dataset; a built dataset is left alone. Launchers run it on one host first, so that
+processes sharing a data directory do not race to write the same dataset.
 """
 
 from __future__ import annotations
@@ -22,17 +21,17 @@ flags.mark_flags_as_required(["config"])
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    from primus_jax.data import tfds_input
+    from primus_jax.data import prepare
 
     d = _CONFIG.value.data
     if d.source != "tfds":
         logging.info("data.source=%r: nothing to build", d.source)
         return
-    data_dir = d.data_dir or tfds_input.default_data_dir()
+    data_dir = d.data_dir or prepare.default_data_dir()
     if not d.prepare:
         logging.info("data.prepare=False: not building %s", d.name)
         return
-    tfds_input.prepare_dataset(d.name, data_dir, d.manual_dir or None)
+    prepare.prepare_dataset(d.name, data_dir, d.manual_dir or None)
     logging.info("data: %s is ready in %s", d.name, data_dir)
 
 

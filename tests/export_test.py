@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 import realistic_imu as imu
+from absl import flags
 from inference_test import random_encoder_params, write_checkpoint
 
 from primus_jax.models.encoder import PrimusEncoder
@@ -76,11 +77,18 @@ def test_fixed_batch_rejects_other_sizes(tmp_path, params):
         loaded.call(_inputs(3))
 
 
+def _run_cli(argv):
+    """``python -m primus_jax.tools.export ARGV`` in-process (own flag registry)."""
+    fv = flags.FlagValues()
+    export.define_flags(fv)
+    return export.main(fv(["export", *argv]), fv)
+
+
 def test_cli_prints_size_check_and_latency(tmp_path, capsys):
     write_checkpoint(tmp_path / "run")
     out = tmp_path / "model.stablehlo"
     args = ["--checkpoint", str(tmp_path / "run"), "--output", str(out)]
-    rc = export.main([*args, "--platforms", "cpu", "--runs", "2"])
+    rc = _run_cli([*args, "--platforms", "cpu", "--runs", "2"])
     text = capsys.readouterr().out
     assert rc == 0, text
     assert "MiB" in text and "max |exported - PrimusEncoder.apply|" in text

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.torch
 
 
 def _flat_names(sd):
-    """The same weights under the names of shared/bench/torch_reference_step.py."""
+    """The same weights under the flat names (norm_in, conv1..3, norm_out, gru)."""
     rename = {
         "backbone.0.": "norm_in.",
         "backbone.1.net.0.": "conv1.",

@@ -8,12 +8,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from absl import flags
 
 import primus_jax
-from primus_jax import checkpointing, inference
+from primus_jax import checkpointing, inference, objectives, optim
 from primus_jax import state as state_lib
 from primus_jax.config import base_config
-from primus_jax.data import signal
+from primus_jax.data import conditioning, signal
 from primus_jax.models import build
 from primus_jax.models.encoder import PrimusEncoder
 from primus_jax.tools import embed_imu
@@ -45,11 +46,11 @@ def write_checkpoint(workdir, mm_dim=384):
     config.data.batch_size = 16
     config.queue.size = 64
     model = build.encoder_from_config(config.model)
-    tx = state_lib.make_optimizer(config)
+    tx = optim.make_optimizer(config)
     encoder = random_encoder_params(mm_dim)
 
     def with_encoder(p):
-        fresh = state_lib.create_train_state(config, model, tx)
+        fresh = state_lib.create_train_state(config, model, tx, objectives.get("primus"))
         params = {**fresh.params, "encoder": p}
         return fresh.replace(params=params, opt_state=tx.init(params))
 
@@ -160,7 +161,7 @@ def test_unit_check_warns_by_default(encoder):
         encoder.embed(x)
     in_g = x.copy()
     in_g[..., :3] /= G
-    with pytest.warns(inference.UnitWarning, match="looks like g"):
+    with pytest.warns(conditioning.UnitWarning, match="looks like g"):
         encoder.embed(in_g)
     with pytest.raises(ValueError, match="implausible units"):
         encoder.embed(in_g, check_units="error")
@@ -177,7 +178,7 @@ def test_unit_check_warns_by_default(encoder):
 def _problems(x):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return inference.check_unit_plausibility(x, "warn")
+        return conditioning.check_unit_plausibility(x, "warn")
 
 
 def smooth_stream(rate_hz, seconds, t0=0.0):
@@ -207,7 +208,7 @@ def test_stream_units_order_and_rate_are_converted():
     _, si50 = smooth_stream(50, 15.0)
     _, si100 = smooth_stream(100, 15.0)
     raw = np.concatenate([np.rad2deg(si100[:, 3:]), si100[:, :3] / G], axis=1)
-    start, wins = inference.stream_windows(
+    start, wins = conditioning.stream_windows(
         raw, 100, acc_unit="g", gyro_unit="deg/s", channel_order="gx,gy,gz,ax,ay,az", hop_s=5.0
     )
     np.testing.assert_allclose(start, [0.0, 5.0, 10.0])  # 1500 samples up to 14.99 s
@@ -224,7 +225,7 @@ def test_stream_with_timestamps_skips_gaps(encoder):
     np.testing.assert_allclose(out["start_s"], [1000.0, 1002.5, 1010.0, 1012.5, 1015.0])
     assert out["mmcl"].shape == (5, 384)
     with pytest.warns(UserWarning, match="median rate"):
-        inference.stream_windows(x, 50, timestamps=t)
+        conditioning.stream_windows(x, 50, timestamps=t)
 
 
 @pytest.mark.parametrize(
@@ -241,7 +242,7 @@ def test_stream_with_timestamps_skips_gaps(encoder):
 def test_stream_validation_errors(kwargs, match):
     kwargs.setdefault("check_units", "off")
     with pytest.raises(ValueError, match=match):
-        inference.stream_windows(**kwargs)
+        conditioning.stream_windows(**kwargs)
 
 
 def test_stream_nan_and_unit_warning():
@@ -249,16 +250,23 @@ def test_stream_nan_and_unit_warning():
     bad = x.copy()
     bad[40, 1] = np.inf
     with pytest.raises(ValueError, match="timestamps="):
-        inference.stream_windows(bad, 50)
-    with pytest.warns(inference.UnitWarning, match="acc_unit='m/s2'"):
-        inference.stream_windows(x / np.array([G, G, G, 1, 1, 1]), 50)  # g passed as m/s2
+        conditioning.stream_windows(bad, 50)
+    with pytest.warns(conditioning.UnitWarning, match="acc_unit='m/s2'"):
+        conditioning.stream_windows(x / np.array([G, G, G, 1, 1, 1]), 50)  # g passed as m/s2
+
+
+def _embed_imu(argv):
+    """``python -m primus_jax.tools.embed_imu ARGV`` in-process (own flag registry)."""
+    fv = flags.FlagValues()
+    embed_imu.define_flags(fv)
+    return embed_imu.main(fv(["embed_imu", *argv]), fv)
 
 
 def test_cli_windows_and_stream(tmp_path, workdir, capsys):
     d, params = workdir
     x = realistic_windows(5)
     np.savez(tmp_path / "w.npz", X=x)
-    assert embed_imu.main(
+    assert _embed_imu(
         ["--checkpoint", str(d), "--input", str(tmp_path / "w.npz"), "--output",
          str(tmp_path / "o.out"), "--batch_size", "8"]
     ) == 0  # fmt: skip
@@ -272,7 +280,7 @@ def test_cli_windows_and_stream(tmp_path, workdir, capsys):
     args = ["--checkpoint", str(d), "--input", str(tmp_path / "s.npz"),
             "--output", str(tmp_path / "so.npz"), "--rate_hz", "100", "--acc_unit", "g",
             "--batch_size", "8"]  # fmt: skip
-    assert embed_imu.main(args) == 0
+    assert _embed_imu(args) == 0
     with np.load(tmp_path / "so.npz") as out:
         np.testing.assert_allclose(out["start_s"], [0.0, 2.5, 5.0])  # 9.99 s of samples
         assert out["mmcl"].shape == (3, 384)
@@ -293,6 +301,6 @@ def test_cli_input_errors_name_the_key(tmp_path, workdir, capsys, arrays, extra,
     np.savez(tmp_path / "in.npz", **arrays)
     args = ["--checkpoint", str(workdir[0]), "--input", str(tmp_path / "in.npz"),
             "--output", str(tmp_path / "o.npz"), *extra]  # fmt: skip
-    assert embed_imu.main(args) == 2
+    assert _embed_imu(args) == 2
     assert re.search(match, capsys.readouterr().err)
     assert not (tmp_path / "o.npz").exists()

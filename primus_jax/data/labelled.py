@@ -252,18 +252,18 @@ def _tfds_split(source, text_dim: int) -> LabelledSplit:
 def load_tfds(
     name: str, *, data_dir: str, train_split: str, test_split: str, prepare: bool
 ) -> LabelledData:
-    from primus_jax.data import tfds_input
+    from primus_jax.data import prepare as prep
 
     if prepare:
-        tfds_input.prepare_dataset(name, data_dir)
+        prep.prepare_dataset(name, data_dir)
     splits = {}
     for role, split in (("train", train_split), ("test", test_split)):
-        source, info = tfds_input.open_source(name, split, data_dir)
+        source, info = prep.open_source(name, split, data_dir)
         text_dim = int((info.metadata or {}).get("text_emb_dim", 0))
         splits[role] = _tfds_split(source, text_dim)
     md = dict(info.metadata or {})
     class_names = list(md.get("label_names", []))
-    module = tfds_input.import_builder_module(name)
+    module = prep.import_builder_module(name)
     prompts, text_from_labels, prompt_source = class_prompts(name, md, module)
     for role, s in splits.items():
         if (s.y < 0).all():
@@ -298,7 +298,7 @@ def load_labelled(
     prepare: bool = True,
 ) -> LabelledData:
     """``npz:<path>`` or a TFDS segment dataset name (see the module docstring)."""
-    from primus_jax.data.tfds_input import default_data_dir
+    from primus_jax.data.prepare import default_data_dir
 
     if not spec:
         raise ValueError("config.data is empty: give a TFDS name or npz:<path>")

@@ -1,17 +1,10 @@
-"""IMU signal helpers shared by every dataset builder and the inference API.
+"""IMU signal helpers shared by every dataset builder and by ``data.conditioning``.
 
-Every builder turns a raw recording into 50 Hz, 5 s, ``(250, 6)`` windows in SI units
-(``docs/data_format.md`` §1). The steps live here so that builders, and later the inference
-API that resamples users' long streams, cannot drift apart:
-
-1. ``clean_timestamps``: drop non-finite rows, sort, drop repeated timestamps.
-2. ``resample`` / ``align_streams``: irregular timestamps -> a fixed-rate grid. Values are
-   linearly interpolated. When the source is much faster than the target, a windowed-sinc
-   low-pass filter runs first, so motion above the new Nyquist frequency cannot alias into the
-   band that the encoder sees.
-3. ``windows`` / ``window_starts`` / ``window_around``: fixed-length windows.
-4. ``to_si`` / ``reorder_channels``: units and channel order.
-
+Raw recordings become contract windows (``primus_jax.contract``) in four steps, defined once
+here so that builders and inference cannot drift apart: ``clean_timestamps``; ``resample`` /
+``align_streams`` (linear interpolation onto a fixed grid, after a windowed-sinc low-pass when
+the source is much faster, so motion above the new Nyquist frequency cannot alias);
+``windows`` / ``window_starts`` / ``window_around``; ``to_si`` / ``reorder_channels``.
 Pure numpy: nothing here needs scipy or TFDS.
 """
 
@@ -194,11 +187,11 @@ def resample(
 ) -> Resampled:
     """Resamples an irregularly sampled signal onto the grid ``t0 + k / rate_hz``.
 
-    Values are linearly interpolated: IMU streams are sampled well above the motion bandwidth,
-    so linear interpolation's small high-frequency loss is harmless and it never overshoots.
-    If the source's median rate exceeds ``1.25 * rate_hz`` and ``antialias`` is set, the signal
-    is first interpolated onto an integer multiple of the target rate and low-pass filtered
-    with a Hann-windowed sinc (cutoff 0.9 × target Nyquist, unit DC gain), then decimated.
+    Linear interpolation (IMU streams are sampled well above the motion bandwidth, and it
+    never overshoots). If the source's median rate exceeds ``1.25 * rate_hz`` and
+    ``antialias`` is set, the signal is first interpolated onto an integer multiple of the
+    target rate, low-pass filtered (Hann-windowed sinc, cutoff 0.9 × target Nyquist, unit DC
+    gain) and decimated.
 
     Args:
         t: ``(N,)`` timestamps in seconds (any order; see ``clean_timestamps``).
@@ -290,7 +283,7 @@ def _samples(seconds: float, rate_hz: float, what: str) -> int:
 
 
 def window_starts(
-    n_samples: int, rate_hz: float, window_s: float = 5.0, hop_s: float = 2.5
+    n_samples: int, rate_hz: float, window_s: float = contract.WINDOW_S, hop_s: float = 2.5
 ) -> np.ndarray:
     """Start indices of every full window ``[s, s + window)`` in ``n_samples`` samples.
 
@@ -306,7 +299,7 @@ def window_starts(
 def windows(
     x: np.ndarray,
     rate_hz: float,
-    window_s: float = 5.0,
+    window_s: float = contract.WINDOW_S,
     hop_s: float = 2.5,
     *,
     valid: np.ndarray | None = None,
@@ -351,7 +344,7 @@ def windows(
 def window_around(
     t_center: float,
     duration: float,
-    window_s: float = 5.0,
+    window_s: float = contract.WINDOW_S,
     *,
     t_min: float = 0.0,
     snap_s: float | None = None,
@@ -359,14 +352,9 @@ def window_around(
 ) -> tuple[float, float] | None:
     """The window of length ``window_s`` around an event at ``t_center`` (EgoExo4D rule).
 
-    The PRIMUS reference (``dataloader.py:160-172``) uses ``[0, 5]`` if ``t <= 5``,
-    ``[dur - 5, dur]`` if ``t + 5 >= dur``, else ``[t - 2.5, t + 2.5]``, then truncates both
-    ends to whole seconds. Its defects: the edge thresholds are a whole window instead of half
-    a window (an event at 4.9 s gets ``[0, 5]``, i.e. sits on the window's edge), truncation
-    moves the window up to 1 s off-centre (and makes ~21% of windows collide), and recordings
-    shorter than a window give a negative start. Here the centred window is clamped into
-    ``[t_min, duration]``, which equals the reference whenever the centred window fits, keeps
-    the event inside the window otherwise, and returns ``None`` when nothing fits.
+    The centred window, clamped into ``[t_min, duration]``: the reference's window whenever
+    the centred window fits, the event kept inside it otherwise, ``None`` when nothing fits
+    (the reference's own rule, with its edge defects, is ``reference=True``).
 
     Args:
         t_center: Event time, seconds.
@@ -435,7 +423,7 @@ def to_si(x: np.ndarray, acc_unit: str = "m/s2", gyro_unit: str = "rad/s") -> np
             f"gyro in {sorted(_GYRO_SCALE)}"
         )
     x = np.array(x, dtype=np.float64)
-    if x.ndim != 2 or x.shape[1] != 6:
+    if x.ndim != 2 or x.shape[1] != contract.NUM_CHANNELS:
         raise ValueError(f"expected (N, 6), got shape {x.shape}")
     x[:, :3] *= _ACC_SCALE[acc_unit]
     x[:, 3:] *= _GYRO_SCALE[gyro_unit]
@@ -473,6 +461,6 @@ def reorder_channels(x: np.ndarray, order: str) -> np.ndarray:
     if sorted(names) != sorted(CHANNELS):
         raise ValueError(f"order {order!r} is not a permutation of {','.join(CHANNELS)}")
     x = np.asarray(x)
-    if x.ndim != 2 or x.shape[1] != 6:
+    if x.ndim != 2 or x.shape[1] != contract.NUM_CHANNELS:
         raise ValueError(f"expected (N, 6), got shape {x.shape}")
     return x[:, [names.index(c) for c in CHANNELS]]

@@ -1,8 +1,9 @@
 """``python -m primus_jax.embed``: see ``primus_jax.embed.cli``."""
 
-import sys
+from absl import app
 
-from primus_jax.embed.cli import main
+from primus_jax.embed import cli
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cli.define_flags()
+    app.run(cli.main)

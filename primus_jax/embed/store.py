@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
-import logging
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -33,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from absl import logging
 
 FORMAT = "primus_jax.embedding_store/1"
 MANIFEST_NAME = "store.json"
@@ -44,8 +44,6 @@ _TMP_PREFIX = ".tmp-"
 _LOCK_NAME = ".lock"
 # An L2-normalised float32 row has norm 1 to ~1e-7; anything further off is a bug upstream.
 _NORM_TOL = 1e-3
-
-log = logging.getLogger(__name__)
 
 
 class StoreError(ValueError):
@@ -362,7 +360,7 @@ class EmbeddingStoreWriter:
 
     def _open(self, encoder: str, modality: str, dim: int, config: dict[str, Any]) -> None:
         for tmp in self.path.glob(f"{_TMP_PREFIX}*"):
-            log.info("removing leftover temporary file %s", tmp)
+            logging.info("removing leftover temporary file %s", tmp)
             tmp.unlink()
         if not (self.path / MANIFEST_NAME).exists():
             self._manifest = {
@@ -398,7 +396,7 @@ class EmbeddingStoreWriter:
                 indices.append(int(m.group(1)))
             else:
                 # Written by a run that died before it could list it: not part of the store.
-                log.warning("removing unlisted shard %s (left by an interrupted run)", p)
+                logging.warning("removing unlisted shard %s (left by an interrupted run)", p)
                 p.unlink()
         self._next_shard = max(indices, default=-1) + 1
         self._done = set(read_ids(self.path))

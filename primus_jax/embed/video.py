@@ -3,13 +3,13 @@
 No torch here: this module runs in the decode worker processes. The model side lives in
 ``encoders.ClipVisionEncoder``.
 
-Reference behaviour kept (reference-spec §2.3): frames ``[int(start_s·fps), int(end_s·fps))``
+Reference behaviour kept: frames ``[int(start_s·fps), int(end_s·fps))``
 of the source, then ``num_frames`` (50 = 10 fps × 5 s) of them at
 ``torch.linspace(0, n - 1, num_frames).long()`` positions (reproduced bit for bit, including its
 float32 rounding), each frame RGB → Resize(224, bicubic) → CenterCrop(224) as torchvision does on
 PIL images. Normalisation happens on the model's device.
 
-Reference defects fixed (reference-spec §8.7):
+Reference defects fixed:
 * float noise: ``2.3 * 30 == 68.99999999999999`` → we round to 1e-6 before flooring;
 * the frame count is always ``num_frames``, also when the window is clamped to the end of the
   video (the reference passed a non-integer count to ``linspace``);

@@ -21,15 +21,16 @@ The file is read with ``allow_pickle=False``.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
 from collections.abc import Sequence
 
 import numpy as np
+from absl import app, flags
 
-from primus_jax.data import signal
+from primus_jax import contract
+from primus_jax.data import conditioning
 
 INPUT_KEY = "X"
 TIME_KEY = "t"
@@ -39,44 +40,43 @@ class InputError(ValueError):
     """The input file does not hold what the chosen mode expects."""
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m primus_jax.tools.embed_imu",
-        description="Embed IMU windows or a long recording (.npz, key X) with a PRIMUS "
-        "checkpoint; writes emb, ssl, mmcl (+ start_s for recordings) to an .npz.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
+    """Defines the tool's flags on ``fv`` (the global flags when run as a program)."""
+    kw = {"flag_values": fv}
+    flags.DEFINE_string("checkpoint", None, "workdir, checkpoints/ or a step dir", **kw)
+    flags.DEFINE_string("input", None, ".npz with X (and optionally t)", **kw)
+    flags.DEFINE_string("output", None, "output .npz", **kw)
+    flags.DEFINE_integer("batch_size", 128, "windows per compiled call", **kw)
+    flags.DEFINE_enum(
+        "layout",
+        "channels_last",
+        list(conditioning.LAYOUTS),
+        "windows mode: X is (N, 250, 6) or the PyTorch (N, 6, 250)",
+        **kw,
     )
-    p.add_argument("--checkpoint", required=True, help="workdir, checkpoints/ or a step dir")
-    p.add_argument("--input", required=True, help=".npz with X (and optionally t)")
-    p.add_argument("--output", required=True, help="output .npz")
-    p.add_argument("--batch_size", type=int, default=128, help="windows per compiled call")
-    p.add_argument(
-        "--layout",
-        choices=("channels_last", "channels_first"),
-        default="channels_last",
-        help="windows mode: X is (N, 250, 6) or the PyTorch (N, 6, 250)",
+    flags.DEFINE_enum(
+        "check_units",
+        "warn",
+        list(conditioning.UNIT_CHECKS),
+        "what to do when magnitudes do not look like m/s² (with gravity) and rad/s",
+        **kw,
     )
-    p.add_argument(
-        "--check_units",
-        choices=("warn", "error", "off"),
-        default="warn",
-        help="what to do when magnitudes do not look like m/s² (with gravity) and rad/s",
+    # Stream mode: X is one (T, 6) recording.
+    flags.DEFINE_bool("stream", False, "stream mode (implied by --rate_hz)", **kw)
+    flags.DEFINE_float("rate_hz", None, "sampling rate of X (or pass t in the file)", **kw)
+    flags.DEFINE_enum("acc_unit", "m/s2", ["m/s2", "g", "mg"], "stream: unit of acc", **kw)
+    flags.DEFINE_enum(
+        "gyro_unit", "rad/s", ["rad/s", "deg/s", "mdeg/s"], "stream: unit of gyro", **kw
     )
-    s = p.add_argument_group("stream mode (X is one (T, 6) recording)")
-    s.add_argument("--stream", action="store_true", help="stream mode (implied by --rate_hz)")
-    s.add_argument("--rate_hz", type=float, help="sampling rate of X (or pass t in the file)")
-    s.add_argument("--acc_unit", default="m/s2", choices=("m/s2", "g", "mg"))
-    s.add_argument("--gyro_unit", default="rad/s", choices=("rad/s", "deg/s", "mdeg/s"))
-    s.add_argument(
-        "--channel_order",
-        default=",".join(signal.CHANNELS),
-        help="names of X's columns, a permutation of ax,ay,az,gx,gy,gz",
+    flags.DEFINE_string(
+        "channel_order",
+        conditioning.CANONICAL_ORDER,
+        "stream: names of X's columns, a permutation of ax,ay,az,gx,gy,gz",
+        **kw,
     )
-    s.add_argument("--hop_s", type=float, default=2.5, help="step between window starts")
-    s.add_argument(
-        "--max_gap_s", type=float, default=0.1, help="with t: skip windows over longer gaps"
-    )
-    return p
+    flags.DEFINE_float("hop_s", 2.5, "stream: step between window starts", **kw)
+    flags.DEFINE_float("max_gap_s", 0.1, "stream with t: skip windows over longer gaps", **kw)
+    flags.mark_flags_as_required(["checkpoint", "input", "output"], **kw)
 
 
 def read_input(path: str, stream: bool) -> tuple[np.ndarray, np.ndarray | None]:
@@ -102,7 +102,7 @@ def read_input(path: str, stream: bool) -> tuple[np.ndarray, np.ndarray | None]:
         x = data[INPUT_KEY]
         t = data[TIME_KEY] if stream and TIME_KEY in data.files else None
     if stream:
-        if x.ndim != 2 or x.shape[1] != 6:
+        if x.ndim != 2 or x.shape[1] != contract.NUM_CHANNELS:
             raise InputError(
                 f"{path}: key {INPUT_KEY!r} has shape {x.shape}; stream mode expects one "
                 "recording of shape (T, 6)"
@@ -114,7 +114,7 @@ def read_input(path: str, stream: bool) -> tuple[np.ndarray, np.ndarray | None]:
             )
     elif x.ndim != 3:
         hint = ""
-        if x.ndim == 2 and x.shape[-1] == 6:
+        if x.ndim == 2 and x.shape[-1] == contract.NUM_CHANNELS:
             hint = (
                 "; for one long (T, 6) recording pass --rate_hz, or --stream when the file "
                 f"has timestamps {TIME_KEY!r} (stream mode)"
@@ -126,12 +126,49 @@ def read_input(path: str, stream: bool) -> tuple[np.ndarray, np.ndarray | None]:
     return x, t
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    stream = args.stream or args.rate_hz is not None
+def main(argv: Sequence[str], fv: flags.FlagValues = flags.FLAGS) -> int:
+    """Embeds ``--input`` into ``--output`` (see the module docstring); the exit status."""
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {list(argv[1:])}")
+    return run(
+        fv.checkpoint,
+        fv.input,
+        fv.output,
+        batch_size=fv.batch_size,
+        layout=fv.layout,
+        check_units=fv.check_units,
+        stream=fv.stream,
+        rate_hz=fv.rate_hz,
+        acc_unit=fv.acc_unit,
+        gyro_unit=fv.gyro_unit,
+        channel_order=fv.channel_order,
+        hop_s=fv.hop_s,
+        max_gap_s=fv.max_gap_s,
+    )
+
+
+def run(
+    checkpoint: str,
+    input_path: str,
+    output: str,
+    *,
+    batch_size: int = 128,
+    layout: str = "channels_last",
+    check_units: str = "warn",
+    stream: bool = False,
+    rate_hz: float | None = None,
+    acc_unit: str = "m/s2",
+    gyro_unit: str = "rad/s",
+    channel_order: str = conditioning.CANONICAL_ORDER,
+    hop_s: float = 2.5,
+    max_gap_s: float = 0.1,
+) -> int:
+    """Embeds the windows or the recording in ``input_path``; returns the exit status (2 for
+    input errors, each naming the key and the expected shape)."""
+    stream = stream or rate_hz is not None
     try:
-        x, t = read_input(args.input, stream)
-        if stream and args.rate_hz is None and t is None:
+        x, t = read_input(input_path, stream)
+        if stream and rate_hz is None and t is None:
             raise InputError(f"stream mode needs --rate_hz or a key {TIME_KEY!r} in the input")
     except InputError as e:
         print(f"error: {e}", file=sys.stderr)
@@ -140,37 +177,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     from primus_jax.inference import load_encoder
 
     t0 = time.perf_counter()
-    enc = load_encoder(args.checkpoint, batch_size=args.batch_size)
+    enc = load_encoder(checkpoint, batch_size=batch_size)
     try:
         if stream:
             out = enc.embed_stream(
                 x,
-                args.rate_hz,
-                acc_unit=args.acc_unit,
-                gyro_unit=args.gyro_unit,
-                channel_order=args.channel_order,
-                hop_s=args.hop_s,
+                rate_hz,
+                acc_unit=acc_unit,
+                gyro_unit=gyro_unit,
+                channel_order=channel_order,
+                hop_s=hop_s,
                 timestamps=t,
-                max_gap_s=args.max_gap_s,
-                check_units=args.check_units,
+                max_gap_s=max_gap_s,
+                check_units=check_units,
             )
         else:
-            out = enc.embed(x, layout=args.layout, check_units=args.check_units)
+            out = enc.embed(x, layout=layout, check_units=check_units)
     except ValueError as e:
-        print(f"error: {args.input}: key {INPUT_KEY!r}: {e}", file=sys.stderr)
+        print(f"error: {input_path}: key {INPUT_KEY!r}: {e}", file=sys.stderr)
         return 2
-    out_dir = os.path.dirname(os.path.abspath(args.output))
+    out_dir = os.path.dirname(os.path.abspath(output))
     os.makedirs(out_dir, exist_ok=True)
-    with open(args.output, "wb") as f:  # a file object: np.savez would append ".npz"
+    with open(output, "wb") as f:  # a file object: np.savez would append ".npz"
         np.savez(f, **out)
     n = len(out["mmcl"])
     dims = ", ".join(f"{k} {v.shape[1]}" for k, v in out.items() if v.ndim == 2)
     print(
-        f"embedded {n} windows ({dims}) with step {enc.step} of {args.checkpoint} in "
-        f"{time.perf_counter() - t0:.1f} s -> {args.output}"
+        f"embedded {n} windows ({dims}) with step {enc.step} of {checkpoint} in "
+        f"{time.perf_counter() - t0:.1f} s -> {output}"
     )
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    define_flags()
+    app.run(main)

