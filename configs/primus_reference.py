@@ -3,7 +3,7 @@
     python -m primus_jax.main --config=configs/primus_reference.py --workdir=runs/reference
 
 * augmentation: scaling with one factor per time step, then time-segment permutation (what
-  runs, since ``--transform_list`` is ignored; reference-spec §3);
+  runs, since ``--transform_list`` is ignored; docs/differences.md);
 * loss weights 0.5 each (``--ssl_coeff 0.5`` with ``--multihead --nnclr``: half the paper's
   alpha = beta = gamma = 1);
 * batch 16 (per GPU in the reference; here global, and our negatives span it);

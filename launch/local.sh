@@ -14,6 +14,6 @@ args=("$@")
 [[ " ${args[*]-} " == *" --config="* ]] || args=("--config=configs/primus_hapt.py" "${args[@]}")
 [[ " ${args[*]-} " == *" --workdir="* ]] || args+=("--workdir=runs/primus_hapt")
 # glibc returns freed large buffers to the OS and faults them back in every step; keeping
-# them is worth 5-20% on CPU (shared/perf-notes-cpu.md).
+# them is worth 5-20% on CPU (docs/benchmarks.md).
 export MALLOC_TOP_PAD_="${MALLOC_TOP_PAD_:-1000000000}" MALLOC_ARENA_MAX="${MALLOC_ARENA_MAX:-1}"
 exec "$venv/bin/python" -m primus_jax.main "${args[@]}"

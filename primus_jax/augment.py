@@ -10,7 +10,7 @@ Presets (``config.augment.ops``):
   factor and reversing the direction of time"). Default.
 * ``reference`` = ``scaling_per_timestep,permutation``: what the official code really runs
   (its ``--transform_list`` flag is ignored, so the default indices [1, 4] apply), including
-  its scaling that draws one factor per *time step* (reference-spec §3).
+  its scaling that draws one factor per *time step* (docs/differences.md).
 
 Numbers follow the reference's ``imu_transforms.py``: scaling factor ~ N(1, 0.25^2), noise
 sigma 0.1, 4 permutation cut points, rotation axis ~ U[-1,1]^3 normalised and angle ~

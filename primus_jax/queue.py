@@ -3,12 +3,12 @@
 The queue is part of the train state (replicated over the mesh), so it is donated, updated in
 place, checkpointed and restored with everything else. All functions are pure.
 
-Semantics (paper §2 / App. A.2, with the reference's defects fixed, reference-spec §5):
+Semantics (paper §2 / App. A.2, with the reference's defects fixed, docs/differences.md):
 
 * three aligned queues: video and text embeddings (frozen encoders, ``mm_dim`` wide) and IMU
   keys (the ``ssl`` head on the raw view, ``ssl_dim`` wide), each stored L2-normalised, plus
   per-slot flags saying whether the video/text entry exists and each entry's segment and
-  recording identity (:mod:`primus_jax.data.identity`);
+  recording identity (:mod:`primus_jax.identity`);
 * a row never finds its own segment: lookup happens before the batch is enqueued, and slots
   holding the row's own segment from an earlier step or epoch are excluded (``exclude="self"``;
   ``"recording"`` also excludes the other windows of its recording, ``"none"`` is the
@@ -30,7 +30,7 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 
-from primus_jax.data.identity import ID_WORDS
+from primus_jax.identity import ID_WORDS
 from primus_jax.losses import l2_normalize
 
 LOOKUP_MODES = ("auto", "video", "text", "imu")

@@ -8,32 +8,12 @@ so XLA inserts the collectives and contrastive negatives span the global batch o
 
 from __future__ import annotations
 
-import itertools
-
 import jax
 import numpy as np
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 DATA_AXIS = "data"
-PROCESS_BARRIER_TIMEOUT_S = 3600  # compiling for a pod or building a dataset can take long
-_barrier_ids = itertools.count()
-
-
-def wait_for_all_processes(name: str, timeout_s: int = PROCESS_BARRIER_TIMEOUT_S) -> None:
-    """Blocks until every process has reached this call; a no-op with one process.
-
-    A barrier of the coordination service, not a device collective: it compiles nothing and
-    has its own timeout, whereas a collective under gloo (multi-process CPU) gives up on peers
-    more than 30 s late. Every process must pass the same barriers in the same order.
-    """
-    if jax.process_count() == 1:
-        return
-    from orbax.checkpoint import multihost
-
-    multihost.get_barrier_sync_fn()(
-        key=f"primus_jax_{name}_{next(_barrier_ids)}", timeout_ms=timeout_s * 1000
-    )
 
 
 def make_mesh(config) -> jax.sharding.Mesh:

@@ -19,33 +19,19 @@ import jax
 import numpy as np
 from absl import logging
 
-from primus_jax import checkpointing, input_pipeline, metric_writer, objectives, optim, sharding
+from primus_jax import (
+    checkpointing,
+    distributed,
+    input_pipeline,
+    metric_writer,
+    objectives,
+    optim,
+    sharding,
+)
 from primus_jax import state as state_lib
 from primus_jax.models import build
 from primus_jax.models.encoder import count_params
 from primus_jax.programs import ProgramCache
-
-
-def maybe_initialize_distributed(config) -> None:
-    """Calls ``jax.distributed.initialize`` once when ``config.distributed.initialize``."""
-    d = config.distributed
-    if not d.initialize or jax.distributed.is_initialized():
-        return
-    kwargs = {}
-    if d.coordinator_address:
-        kwargs["coordinator_address"] = d.coordinator_address
-    if d.num_processes > 0:
-        kwargs["num_processes"] = d.num_processes
-    if d.process_id >= 0:
-        kwargs["process_id"] = d.process_id
-    jax.distributed.initialize(**kwargs)
-    logging.info(
-        "distributed: process %d of %d, %d local / %d global devices",
-        jax.process_index(),
-        jax.process_count(),
-        jax.local_device_count(),
-        jax.device_count(),
-    )
 
 
 def _mean_metrics(pending: list[dict]) -> dict:
@@ -58,10 +44,10 @@ def _compile_step(programs, config, jitted, state, inputs):
 
     A process compiles at its own pace, and gloo (multi-process CPU) gives up on a collective
     whose peers are more than 30 s late, so nobody runs the first step before everyone has
-    compiled it (:func:`sharding.wait_for_all_processes`).
+    compiled it (:func:`distributed.wait_for_all_processes`).
     """
     compiled = programs.compile("train step", config, jitted, state, inputs)
-    sharding.wait_for_all_processes("train_step_compiled")
+    distributed.wait_for_all_processes("train_step_compiled")
     return compiled
 
 
@@ -93,7 +79,7 @@ def train_and_evaluate(config, workdir: str, *, step_hook=None, programs=None):
       programs: a :class:`~primus_jax.programs.ProgramCache` shared with earlier runs in
         this process (a resume, a sweep, a notebook) to skip recompilation; None = compile.
     """
-    maybe_initialize_distributed(config)
+    distributed.maybe_initialize(config)
     objective = objectives.resolve(
         config, num_devices=jax.device_count(), process_count=jax.process_count()
     )

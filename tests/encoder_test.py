@@ -47,7 +47,7 @@ def test_layer_shapes(params):
 
 
 def test_parameter_count_matches_reference(params):
-    # reference-spec §1.1: 1,376,204 = backbone 850,892 + two heads 525,312. We keep
+    # docs/differences.md: 1,376,204 = backbone 850,892 + two heads 525,312. We keep
     # PyTorch's two GRU bias vectors, so the count is exact (not Flax GRUCell's 1,375,180).
     p = params["params"]
     assert count_params(p) == 1_376_204
@@ -176,7 +176,7 @@ def test_bfloat16_operands_stay_close_to_float32(params):
 @pytest.mark.parametrize("gru_over", ["channels", "time"])
 def test_gru_orientation(params, gru_over):
     # The reference GRU steps over the 32 conv channels with the 32 time bins as features
-    # (reference-spec §1.1); "time" steps over the bins with the channels as features. Check
+    # (docs/differences.md); "time" steps over the bins with the channels as features. Check
     # each against the numpy GRU fed the GroupNorm output in that orientation.
     x = jnp.asarray(np.random.default_rng(6).normal(size=(2, T, C)), jnp.float32)
     model = PrimusEncoder(gru_over=gru_over)

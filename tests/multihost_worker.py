@@ -37,9 +37,9 @@ def main():
         import numpy as np
         from multihost_config import gradient_inputs, gradients_on_mesh
 
-        from primus_jax import sharding
+        from primus_jax import distributed, sharding
 
-        train.maybe_initialize_distributed(c)
+        distributed.maybe_initialize(c)
         state, rows = gradient_inputs(c)
         loss, terms, grads = gradients_on_mesh(c, sharding.make_mesh(c), state, rows)
         if int(pid) == 0:
@@ -47,7 +47,7 @@ def main():
             np.savez(os.path.join(workdir, "grads.npz"), **grads)
             with open(os.path.join(workdir, "loss.json"), "w") as f:
                 json.dump({"loss": loss, "terms": terms}, f)
-        sharding.wait_for_all_processes("grads_written")
+        distributed.wait_for_all_processes("grads_written")
         return
     train.train_and_evaluate(c, workdir)
 

@@ -1,6 +1,6 @@
 """The reference encoder built from torch layers, for parity tests (skips without torch).
 
-``ReferenceEncoder`` has ``MW2StackRNNPoolingMultihead``'s module tree (reference-spec §1.1), so
+``ReferenceEncoder`` has ``MW2StackRNNPoolingMultihead``'s module tree (docs/differences.md), so
 its state_dict carries the reference key names and goes through ``import_torch`` unchanged.
 """
 
@@ -16,7 +16,7 @@ GROUPNORMS = {"norm_in": 0, "norm_out": 4}  # our intermediate name -> index in 
 
 
 class Block(nn.Module):
-    """The reference's conv block (reference-spec §1.1): the conv is ``net.0``."""
+    """The reference's conv block (docs/differences.md): the conv is ``net.0``."""
 
     def __init__(self, c_in, c_out, k, pool="max"):
         super().__init__()

@@ -1,4 +1,4 @@
-"""TFDS builders that write 5 s, 50 Hz, 6-channel IMU segments (``docs/data_format.md``).
+"""TFDS builders that write 5 s, 50 Hz, 6-channel IMU segments (``docs/data.md``).
 
 One folder per dataset (``egoexo4d``, ``ego4d``, ``realworld``, ``uci_hapt``), each with a
 ``Builder`` class. Shared pieces: ``segment_format`` (features, example validation, configs),

@@ -1,4 +1,4 @@
-"""The segment format shared by every builder (``docs/data_format.md`` §1).
+"""The segment format shared by every builder (``docs/data.md`` "The segment format").
 
 Builders never write their own ``FeaturesDict``: they call ``features()`` and turn each window
 into an example with ``make_example``, which validates it, so a builder bug fails the build
@@ -81,7 +81,7 @@ class SegmentConfig(tfds.core.BuilderConfig):
     """A builder config: which embedding stores (if any) are merged into the segments.
 
     Attributes:
-        text_store: Embedding-store directory for ``text_emb`` (``docs/data_format.md`` §2).
+        text_store: Embedding-store directory for ``text_emb`` (``docs/data.md`` "Embedding store").
             A relative path is resolved against the manual directory
             (``<manual_dir>/<text_store>``); an absolute path is used as is. ``None``: none.
         video_store: Likewise for ``video_emb``.

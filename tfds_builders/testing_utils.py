@@ -58,7 +58,7 @@ def write_store(
     seed: int = 0,
     shard_size: int = 3,
 ) -> dict[str, np.ndarray]:
-    """Writes an embedding store (``docs/data_format.md`` §2) of random unit vectors.
+    """Writes an embedding store (``docs/data.md``) of random unit vectors.
 
     Returns:
         ``{id: embedding}`` as written.

@@ -1,18 +1,13 @@
-"""Times the jitted PRIMUS train step (or encoder forward) on the current backend.
+"""Times the jitted train step (or the encoder forward) on whatever backend jax sees.
 
     python -m primus_jax.benchmarks.train_step --config=configs/primus.py --batch 256
-    python -m primus_jax.benchmarks.train_step --config=configs/primus.py --batch 4096 --dtype bfloat16
-    python -m primus_jax.benchmarks.train_step --config=configs/primus.py --batch 256 --mode forward
-    python -m primus_jax.benchmarks.train_step --config=configs/primus_hapt.py --batch 256 --data host
-    python -m primus_jax.benchmarks.train_step --config=configs/primus_hapt.py --batch 256 --data resident
+    ... --batch 4096 --dtype bfloat16 | --mode forward | --data host | --data resident
 
-Measures the step in steady state: the NN queue is full (random unit rows, as the PyTorch
-baseline ``shared/bench/torch_reference_step.py`` fills it), batches are already on device,
-and each timed step ends with ``block_until_ready`` on the whole state. Compilation is timed
-separately (ahead-of-time ``lower().compile()``). Prints progress, then one JSON line with
-at least ``samples_per_s``, ``step_ms_median``, ``compile_s``, ``peak_mem_mb``, ``backend``
-and ``devices``. On CPU, launch with ``MALLOC_TOP_PAD_=1000000000 MALLOC_ARENA_MAX=1`` (as
-``launch/local.sh`` does) and give the PyTorch baseline the same environment.
+Steady state: a full NN queue, batches already on the device (``--data device``; ``host`` =
+the config's input pipeline, ``resident`` = its split on the mesh), ``block_until_ready`` on
+the whole state every step; compilation is timed on its own. Prints one JSON line
+(``samples_per_s``, ``step_ms_median``, ``compile_s``, ``peak_mem_mb``, ...). How to compare
+it with the PyTorch reference step: docs/benchmarks.md.
 """
 
 from __future__ import annotations

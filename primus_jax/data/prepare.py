@@ -122,8 +122,8 @@ def prepare_once(name: str, data_dir: str, manual_dir: str | None) -> None:
     barrier that outlasts a long build (a device collective under gloo waits only 30 s)."""
     import jax
 
-    from primus_jax import sharding
+    from primus_jax import distributed
 
     if jax.process_index() == 0:
         prepare_dataset(name, data_dir, manual_dir)
-    sharding.wait_for_all_processes("dataset_prepared")
+    distributed.wait_for_all_processes("dataset_prepared")

@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from primus_jax import contract, rng_streams
-from primus_jax.data import identity
+from primus_jax import contract, identity, rng_streams
 
 RATE_HZ, WINDOW_T = contract.RATE_HZ, contract.WINDOW_T
 _FREQS_HZ = np.array([0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0])

@@ -19,8 +19,8 @@ from __future__ import annotations
 import numpy as np
 from absl import logging
 
-from primus_jax import rng_streams
-from primus_jax.data import identity, prepare
+from primus_jax import identity, rng_streams
+from primus_jax.data import prepare
 from primus_jax.data.summary import sample_indices, summarize_rows
 
 

@@ -1,4 +1,4 @@
-"""Offline embedding tool: frozen text/video encoders → embedding stores (docs/data_format.md §2).
+"""Offline embedding tool: frozen text/video encoders → embedding stores (docs/data.md).
 
 CLI: ``python -m primus_jax.embed --help``. Importing this package needs only numpy; torch and
 transformers are imported when an encoder is loaded.

@@ -1,4 +1,4 @@
-"""The embedding store: a directory of ``.npz`` shards keyed by segment id (docs/data_format.md §2).
+"""The embedding store: a directory of ``.npz`` shards keyed by segment id (docs/data.md).
 
 Layout::
 

@@ -11,7 +11,7 @@ Array layout of the public API (channels-last, the JAX convention):
 The PyTorch reference takes ``(B, 6, T)``; ``primus_jax.tools.import_torch`` and the
 inference API transpose for you.
 
-Layers (reference-spec §1.1), shapes for T = 250 in our (B, T, C) layout:
+Layers (docs/differences.md), shapes for T = 250 in our (B, T, C) layout:
 
     GroupNorm(2 groups, eps 1e-5, two-pass)            (B, 250, 6)
     Conv k10 d2, no bias -> MaxPool 3                  (B, 232, 32) -> (B, 77, 32)

@@ -5,7 +5,7 @@ through ``lax.scan`` produces a backward pass whose dots use transposed operands
 XLA:CPU runs slowly (and in bfloat16 no faster than float32). The backward below keeps every
 per-step GEMM un-transposed: ``dh @ W_hh^T`` against a transposed copy made once, and
 ``h_prev^T @ dgates`` accumulated into ``dW_hh`` inside the reverse scan, with ``h^T`` taken
-from one ``swapaxes`` of the stacked residuals outside the loop (``shared/perf-notes-cpu.md``).
+from one ``swapaxes`` of the stacked residuals outside the loop (docs/benchmarks.md).
 
 Gate layout and formulas follow PyTorch's ``nn.GRU`` exactly (gate order r, z, n):
 

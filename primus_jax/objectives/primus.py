@@ -10,7 +10,7 @@ Batch (global arrays, leading axis sharded over ``data``):
   text       (B, mm_dim) float32
   has_video  (B,) bool
   has_text   (B,) bool
-  segment_id, recording_id   (B, 2) uint32 identities (primus_jax.data.identity), which the
+  segment_id, recording_id   (B, 2) uint32 identities (primus_jax.identity), which the
              NN lookup uses to never return the row's own segment (``queue.exclude``)
 
 Loss (paper §2): ``alpha * L_SS + beta * L_MM + gamma * L_NN`` with

@@ -56,7 +56,7 @@ class Builder(SegmentBuilder):
     `ego4d --output_directory <manual_dir> --datasets imu annotations metadata`, giving
     `<manual_dir>/ego4d.json`, `<manual_dir>/v2/annotations/narration.json` and
     `<manual_dir>/v2/imu/<video_uid>.csv` (`v2_1/` is accepted too). Embedding configs also
-    need `<manual_dir>/embeddings/<store>/` (see docs/data_format.md).
+    need `<manual_dir>/embeddings/<store>/` (see docs/data.md).
     """
 
     def _split_generators(self, dl_manager: tfds.download.DownloadManager):
