@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from primus_jax.embed import video as video_lib
-from primus_jax.embed.store import EmbeddingStore, EmbeddingStoreWriter, StoreError
+from primus_jax.embed.store import EmbeddingStore, StoreError
+from primus_jax.embed.writer import EmbeddingStoreWriter
 
 
 def _unit(n, d, seed=0):
@@ -264,7 +265,7 @@ def test_video_file_seeks_land_on_the_right_frame(tmp_path):
 
 
 def test_video_manifest(tmp_path):
-    from primus_jax.embed.pipeline import video_windows_from_manifest
+    from primus_jax.embed.inputs import video_windows_from_manifest
 
     lines = [
         {"id": "t/0", "video": "takes/t.mp4", "start_s": 0, "end_s": 5},

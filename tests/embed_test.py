@@ -14,7 +14,7 @@ from absl import flags
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from primus_jax.embed import cli, pipeline  # noqa: E402
+from primus_jax.embed import cli, inputs, pipeline  # noqa: E402
 from primus_jax.embed import encoders as enc_lib  # noqa: E402
 from primus_jax.embed import video as video_lib  # noqa: E402
 from primus_jax.embed.store import EmbeddingStore, StoreError  # noqa: E402
@@ -302,7 +302,7 @@ def test_limit_then_resume_then_nothing_left(clip, tmp_path, capsys):
 
 def test_interrupted_run_completes(clip, tmp_path, monkeypatch):
     model_dir, _ = clip
-    ids, texts = pipeline.text_records_from_manifest(_text_manifest(tmp_path, n=9))
+    ids, texts = inputs.text_records_from_manifest(_text_manifest(tmp_path, n=9))
     real_encode = enc_lib.ClipTextEncoder.encode
     calls = {"n": 0}
 

@@ -5,17 +5,15 @@ transformers are imported when an encoder is loaded.
 """
 
 from primus_jax.embed.encoders import ENCODERS, ModelDirError, load_text_encoder
-from primus_jax.embed.pipeline import (
-    EmbedStats,
-    embed_texts,
+from primus_jax.embed.inputs import (
     text_records_from_manifest,
     text_records_from_tfds,
     video_windows_from_manifest,
-    write_text_store,
-    write_video_store,
 )
-from primus_jax.embed.store import EmbeddingStore, EmbeddingStoreWriter, StoreError
+from primus_jax.embed.pipeline import EmbedStats, embed_texts, write_text_store, write_video_store
+from primus_jax.embed.store import EmbeddingStore, StoreError
 from primus_jax.embed.video import VideoWindow
+from primus_jax.embed.writer import EmbeddingStoreWriter
 
 __all__ = [
     "ENCODERS",

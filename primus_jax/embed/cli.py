@@ -31,7 +31,7 @@ from absl import app, flags
 
 from primus_jax import contract
 from primus_jax.embed import encoders as enc_lib
-from primus_jax.embed import pipeline
+from primus_jax.embed import inputs, pipeline
 from primus_jax.embed import store as store_lib
 from primus_jax.embed import video as video_lib
 
@@ -153,7 +153,7 @@ def run(
     if spec.modality == "video":
         if tfds_name:
             raise ValueError("--tfds_name gives texts; clip4clip_video needs an --input manifest")
-        windows = pipeline.video_windows_from_manifest(input, media_root, window_s)
+        windows = inputs.video_windows_from_manifest(input, media_root, window_s)
         return pipeline.write_video_store(
             windows,
             output,
@@ -169,9 +169,9 @@ def run(
         )
     if tfds_name:
         splits = [s.strip() for s in split.split(",") if s.strip()]
-        ids, texts = pipeline.text_records_from_tfds(tfds_name, tfds_data_dir, splits)
+        ids, texts = inputs.text_records_from_tfds(tfds_name, tfds_data_dir, splits)
     else:
-        ids, texts = pipeline.text_records_from_manifest(input)
+        ids, texts = inputs.text_records_from_manifest(input)
     return pipeline.write_text_store(
         ids,
         texts,

@@ -1,36 +1,12 @@
 """The PRIMUS IMU encoder (IMU2CLIP's ``MW2StackRNNPoolingMultihead``) in Flax linen.
 
-Array layout of the public API (channels-last, the JAX convention):
-
-* input ``imu``: ``(B, T, 6)`` float32, ``T = 250`` (5 s at 50 Hz), channels
-  ``acc_x, acc_y, acc_z`` (m/s^2) then ``gyro_x, gyro_y, gyro_z`` (rad/s);
-* output: a dict of ``(B, D)`` float32 arrays: ``emb`` (GRU final state, D = 512),
-  ``ssl`` (self-supervised head, D = ``ssl_dim``) and ``mmcl`` (multimodal head,
-  D = ``mm_dim``, the embedding used downstream).
-
-The PyTorch reference takes ``(B, 6, T)``; ``primus_jax.tools.import_torch`` and the
-inference API transpose for you.
-
-Layers (docs/differences.md), shapes for T = 250 in our (B, T, C) layout:
-
-    GroupNorm(2 groups, eps 1e-5, two-pass)            (B, 250, 6)
-    Conv k10 d2, no bias -> MaxPool 3                  (B, 232, 32) -> (B, 77, 32)
-    Conv k5 d2, no bias  -> MaxPool 3                  (B, 69, 32)  -> (B, 23, 32)
-    Conv k5 d2, no bias  -> AdaptiveAvgPool(32)        (B, 15, 32)  -> (B, 32, 32)
-    GroupNorm(4 groups, eps 1e-5)                      (B, 32, 32)
-    GRU(32 -> 512), final state                        (B, 512)
-    ssl_head, mmcl_head: Linear(512 -> 512)            (B, 512) each
-
-There are no activations (as in the reference). The reference GRU is fed the (B, 32 channels,
-32 time bins) tensor with ``batch_first``, so its 32 *sequence steps are the conv channels*
-and each step's features are the 32 time bins. ``gru_over="channels"`` (default) reproduces
-that so the released checkpoint loads; ``gru_over="time"`` runs the GRU over the 32 time bins
-with the 32 channels as features (same parameter shapes).
-
-Parameters: 1,376,204, exactly the reference's count: the GRU keeps PyTorch's two bias
-vectors (``b_ih`` and ``b_hh``) rather than Flax ``GRUCell``'s merged r/z biases, so every
-reference tensor has a one-to-one home. All parameters use PyTorch's default initialisation,
-as the reference trains from it.
+``imu (B, 250, 6)`` channels-last (the window contract, ``primus_jax.contract``) ->
+``{"emb": GRU final state, "ssl": head, "mmcl": head}``, each ``(B, D)`` float32. Layers as
+the reference (docs/training.md has the table): GroupNorm -> three dilated convs with max /
+adaptive-average pooling -> GroupNorm -> GRU(32 -> 512) -> two linear heads; no activations;
+1,376,204 parameters with PyTorch's two GRU bias vectors and default initialisation, so the
+released checkpoint loads one-to-one. ``gru_over="channels"`` (default) reproduces the
+reference's GRU stepping over the 32 conv channels; ``"time"`` steps over the time bins.
 """
 
 from __future__ import annotations

@@ -1,41 +1,12 @@
 """MultitaskSSL baseline (Saeed et al., 2019): recognise which transformation was applied.
 
-"Multi-task self-supervised learning for human activity detection" (IMWUT 3(2), 2019) trains a
-shared encoder with one binary classifier per signal transformation: head ``t`` answers "is this
-window the original, or was transformation ``t`` applied to it?". The PRIMUS paper uses it as a
-self-supervised baseline; here it pretrains the same :class:`PrimusEncoder` through the same
-loop, sharding, checkpoints and evaluation as PRIMUS (``config.objective = "multitask_ssl"``).
-
-Our reading of the method (from the paper; no code of theirs is used):
-
-* Transformations (their eight): noise, scaling, rotation, negation, horizontal flip (time
-  reversal), permutation, time-warping, channel shuffle (:data:`TASKS`).
-* Data: every unlabelled window gives, for every task, a pair (original, label 0) and
-  (transformed by that task, label 1), so each task sees a balanced binary problem.
-* Network: a shared trunk; per task a fully connected layer of 256 ReLU units and a sigmoid
-  output. Loss: the weighted sum of the tasks' binary cross-entropies (all weights equal here).
-
-What one training step does, for a global batch of B windows ``x`` and K tasks:
-
-* ``x`` and its K transformed copies ``T_1(x) ... T_K(x)`` (fresh random parameters per row and
-  step) go through the encoder as one batch of (K + 1) * B rows;
-* head ``t`` classifies the B originals (label 0) and the B rows of ``T_t(x)`` (label 1):
-  exactly balanced, and the originals are shared by all tasks as in the paper's pairing;
-* ``loss = mean_t BCE_t``. The mean rather than the sum keeps the logged loss at ln 2 = 0.693
-  for chance whatever the task list; under Adam the overall scale barely matters.
-
-The heads read ``config.multitask.feature`` of the encoder output, ``mmcl`` by default: it is
-the embedding the few-shot evaluation probes (as for PRIMUS), so with ``mmcl`` the probed
-vectors are the trained ones rather than a fixed random projection of ``emb``. The heads'
-parameters live in ``params["multitask"]``; ``params["encoder"]`` is laid out exactly as for
-PRIMUS, so checkpoints load into evaluation unchanged. The temperatures in ``params`` receive
-no gradient and stay at their initial value; the NN queue is the token queue.
-
-Transformation parameters: noise sigma, scaling sigma and permutation cuts come from
-``config.augment`` (the reference's ``imu_transforms.py`` values: 0.1, 0.25, 4); rotation is
-:func:`primus_jax.augment.rotation`; time-warp and channel shuffle are defined below after the
-same file (σ 0.2, 4 knots, cubic spline; a non-identity channel permutation), adapted to six
-channels as documented on each function.
+One binary head per signal transformation (noise, scaling, rotation, negation, time
+reversal, permutation, time-warp, channel shuffle) answers "original or transformed?" on the
+shared encoder's ``config.multitask.feature`` output (``mmcl``, the probed embedding). Per
+step the B windows and their K transformed copies go through the encoder as one batch of
+(K + 1) * B rows; ``loss = mean_t BCE_t`` (ln 2 at chance). The heads live in
+``params["multitask"]``, beside an ``encoder`` laid out as for PRIMUS, so evaluation loads the
+checkpoint unchanged. docs/training.md gives our reading of the paper in full.
 """
 
 from __future__ import annotations
