@@ -2,12 +2,13 @@
 
     python tests/multihost_worker.py <process_id> <num_processes> <port> <workdir> <mode>
 
-``mode``: "host" or "resident" (a short training run), "grads" (the gradient probe of
-multihost_config, written to <workdir>/grads.npz by process 0).
+``mode``: "host" or "resident" (a short training run); "host" then also computes the gradient
+probe of multihost_config, written to <workdir>/grads.npz by process 0.
 
 Each process owns 4 fake CPU devices; gloo carries the cross-process collectives.
 """
 
+import json
 import os
 import sys
 
@@ -15,6 +16,7 @@ os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=4"
 os.environ["JAX_PLATFORMS"] = "cpu"
 
 import jax
+import numpy as np
 
 jax.config.update("jax_cpu_collectives_implementation", "gloo")
 
@@ -26,30 +28,24 @@ from primus_jax import train  # noqa: E402
 
 def main():
     pid, nproc, port, workdir, mode = sys.argv[1:6]
-    c = tiny_config("host" if mode == "grads" else mode)
+    c = tiny_config(mode)
     c.distributed.initialize = True
     c.distributed.coordinator_address = f"127.0.0.1:{port}"
     c.distributed.num_processes = int(nproc)
     c.distributed.process_id = int(pid)
-    if mode == "grads":  # the gradient probe on the 2 x 4 mesh; process 0 writes it
-        import json
-
-        import numpy as np
+    train.train_and_evaluate(c, workdir)
+    if mode == "host":  # then the gradient probe on the 2 x 4 mesh; process 0 writes it
         from multihost_config import gradient_inputs, gradients_on_mesh
 
         from primus_jax import distributed, sharding
 
-        distributed.maybe_initialize(c)
         state, rows = gradient_inputs(c)
         loss, terms, grads = gradients_on_mesh(c, sharding.make_mesh(c), state, rows)
         if int(pid) == 0:
-            os.makedirs(workdir, exist_ok=True)
             np.savez(os.path.join(workdir, "grads.npz"), **grads)
-            with open(os.path.join(workdir, "loss.json"), "w") as f:
+            with open(os.path.join(workdir, "grads_loss.json"), "w") as f:
                 json.dump({"loss": loss, "terms": terms}, f)
         distributed.wait_for_all_processes("grads_written")
-        return
-    train.train_and_evaluate(c, workdir)
 
 
 if __name__ == "__main__":
