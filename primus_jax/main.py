@@ -39,9 +39,9 @@ def main(argv):
     logging.info("JAX %s: %s", jax.__version__, jax.devices())
     config = _CONFIG.value
     if config.get("mode", "pretrain") == "fewshot":
-        from primus_jax import evaluate
+        from primus_jax.evaluation import run as evaluation_run
 
-        evaluate.evaluate(config, _WORKDIR.value)
+        evaluation_run.evaluate(config, _WORKDIR.value)
     else:
         train.train_and_evaluate(config, _WORKDIR.value)
 

@@ -125,7 +125,7 @@ def test_bad_npz_through_the_cli(tmp_path):
 
 
 def test_tau_mm_from_either_checkpoint_key(caplog):
-    from primus_jax.evaluate import tau_mm_of
+    from primus_jax.evaluation.run import tau_mm_of
 
     assert tau_mm_of({"log_tau_mm": np.float32(np.log(0.05))}) == pytest.approx(0.05, rel=1e-6)
     assert tau_mm_of({"tau_mm": np.asarray(0.077, np.float32)}) == pytest.approx(0.077, rel=1e-6)

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from primus_jax.evaluation import fewshot
+from primus_jax.evaluation import evaluators, fewshot, probe, task
 
 D, C = 16, 4
 
@@ -132,10 +132,10 @@ def test_identical_row_count_is_exact(monkeypatch):
     test[10:13] = train[[60, 61, 499]]
     test[13] = train[62] + np.float32(1e-6)  # near but not bit-identical
     test[14] = -0.0  # -0.0 differs from 0.0 in its bits
-    assert fewshot._count_identical_rows(train, test) == 13
+    assert task._count_identical_rows(train, test) == 13
     # The same answer when every row collides in the hash, which forces the exact fallback.
-    monkeypatch.setattr(fewshot, "_row_hashes", lambda x: np.zeros(len(x), np.uint64))
-    assert fewshot._count_identical_rows(train, test) == 13
+    monkeypatch.setattr(task, "_row_hashes", lambda x: np.zeros(len(x), np.uint64))
+    assert task._count_identical_rows(train, test) == 13
 
 
 def test_cross_validated_methods_record_their_choice():
@@ -144,8 +144,8 @@ def test_cross_validated_methods_record_their_choice():
         x_tr, y_tr, x_te, y_te, shots=(1, 6), trials=2, methods=("logreg_cv", "ridge_cv")
     )
     for name, grid in (
-        ("logreg_cv", fewshot.LOGISTIC_L2_GRID),
-        ("ridge_cv", fewshot.RIDGE_L2_GRID),
+        ("logreg_cv", evaluators.LOGISTIC_L2_GRID),
+        ("ridge_cv", evaluators.RIDGE_L2_GRID),
     ):
         assert res["methods"][name]["results"]["1"]["fit"]["l2_source"] == ["default"] * 2
         fit = res["methods"][name]["results"]["6"]["fit"]
@@ -199,8 +199,8 @@ def test_logreg_zs_without_steps_is_exactly_the_reported_zeroshot(renormalize):
     x_tr, y_tr, x_te, y_te, prompts = _fitted_case()
     scale = 1 / 0.077  # a learned 1/tau_mm
     methods = {
-        "zeroshot": fewshot.ZeroShotConfig(renormalize=renormalize),
-        "logreg_zs": fewshot.probe_lib.LogisticConfig(init="prompts", init_scale=scale, max_iter=0),
+        "zeroshot": evaluators.ZeroShotConfig(renormalize=renormalize),
+        "logreg_zs": probe.LogisticConfig(init="prompts", init_scale=scale, max_iter=0),
     }
     res = fewshot.run_fewshot(
         x_tr, y_tr, x_te, y_te, shots=(1, 5), trials=2, methods=methods, class_prompt_emb=prompts
@@ -226,20 +226,20 @@ def test_logreg_zs_without_steps_is_exactly_the_reported_zeroshot(renormalize):
 
 def test_logreg_zs_initial_weights_are_the_zeroshot_vectors_times_scale():
     x_tr, y_tr, _, _, prompts = _fitted_case(seed=1)
-    configs = {"zeroshot": fewshot.ZeroShotConfig()}
-    class_vecs = fewshot.zeroshot_classifier(configs, prompts)
+    configs = {"zeroshot": evaluators.ZeroShotConfig()}
+    class_vecs = evaluators.zeroshot_classifier(configs, prompts)
     means = np.stack([(p / np.linalg.norm(p, axis=1, keepdims=True)).mean(0) for p in prompts])
     want = means / np.linalg.norm(means, axis=1, keepdims=True)
     np.testing.assert_allclose(class_vecs, want, rtol=0, atol=1e-6)  # float32 vs float64
     scale = 12.5
-    cfg = fewshot.probe_lib.LogisticConfig(init="prompts", init_scale=scale, max_iter=0)
+    cfg = probe.LogisticConfig(init="prompts", init_scale=scale, max_iter=0)
     start = np.float32(scale) * class_vecs
-    fitted = fewshot.probe_lib.fit_logistic(x_tr, y_tr, C, config=cfg, init_weights=start)
+    fitted = probe.fit_logistic(x_tr, y_tr, C, config=cfg, init_weights=start)
     np.testing.assert_array_equal(fitted.weights, start)
     np.testing.assert_array_equal(fitted.bias, np.zeros(C, np.float32))
     assert fitted.info["iterations"] == 0
     # With steps the probe moves away from the start (and one step is enough to move).
-    moved = fewshot.probe_lib.fit_logistic(
+    moved = probe.fit_logistic(
         x_tr, y_tr, C, config=dataclasses.replace(cfg, max_iter=1), init_weights=start
     )
     assert moved.info["iterations"] == 1 and not np.array_equal(moved.weights, start)
@@ -248,8 +248,8 @@ def test_logreg_zs_initial_weights_are_the_zeroshot_vectors_times_scale():
 def test_one_zeroshot_classifier_per_run():
     _, _, _, _, prompts = _fitted_case()
     configs = {
-        "zeroshot": fewshot.ZeroShotConfig(),
-        "zeroshot_ref": fewshot.ZeroShotConfig(renormalize=False),
+        "zeroshot": evaluators.ZeroShotConfig(),
+        "zeroshot_ref": evaluators.ZeroShotConfig(renormalize=False),
     }
     with pytest.raises(ValueError, match="2 different zero-shot classifiers"):
-        fewshot.zeroshot_classifier(configs, prompts)
+        evaluators.zeroshot_classifier(configs, prompts)

@@ -1,4 +1,4 @@
-"""Report building, schema validation, merging, markdown and plots."""
+"""Report building, format checks, merging, markdown and plots."""
 
 import copy
 import json
@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from primus_jax.evaluation import fewshot, plots, report, schema
+from primus_jax.evaluation import fewshot, plots, report, report_types
 
 D, C = 16, 4
 
@@ -38,7 +38,7 @@ def test_report_validates_and_files_are_written(results, tmp_path):
     assert set(paths) == {"json", "markdown", "plot:toy"}
     loaded = report.load_report(paths["json"])  # load_report validates against the schema
     assert loaded == json.loads(json.dumps(rep))
-    assert loaded["schema"] == schema.SCHEMA_VERSION
+    assert loaded["schema"] == report_types.SCHEMA_VERSION
     run = loaded["runs"]["r1"]
     assert run["encoder_checkpoint"] == "/ckpt/7" and run["embedding_key"] == "mmcl"
     assert run["seed"] == 0 and run["trials"] == 3 and run["shots"] == [1, 2, 20]
@@ -58,31 +58,31 @@ def test_report_validates_and_files_are_written(results, tmp_path):
 
 def test_schema_rejects_malformed_reports(results):
     rep = report.make_report({"toy": results}, run_id="r1")
-    schema.validate(rep)
+    report_types.validate(rep)
     broken = copy.deepcopy(rep)
     del broken["datasets"]["toy"]["methods"]["ridge"]["results"]["1"]["macro_f1"]
-    with pytest.raises(schema.SchemaError, match="macro_f1"):
-        schema.validate(broken)
+    with pytest.raises(report_types.ReportError, match="macro_f1"):
+        report_types.validate(broken)
     broken = copy.deepcopy(rep)
     broken["datasets"]["toy"]["methods"]["ridge"]["results"]["1"]["accuracy"]["mean"] = "0.5"
-    with pytest.raises(schema.SchemaError, match="expected number"):
-        schema.validate(broken)
+    with pytest.raises(report_types.ReportError, match="expected number"):
+        report_types.validate(broken)
     broken = copy.deepcopy(rep)
     broken["datasets"]["toy"]["methods"]["ridge"]["results"]["1"]["accuracy"]["mean"] = np.nan
-    with pytest.raises(schema.SchemaError):
-        schema.validate(broken)
+    with pytest.raises(report_types.ReportError):
+        report_types.validate(broken)
     broken = copy.deepcopy(rep)
     broken["datasets"]["toy"]["methods"]["ridge"]["results"]["one"] = {}
-    with pytest.raises(schema.SchemaError, match="does not match"):
-        schema.validate(broken)
+    with pytest.raises(report_types.ReportError, match="does not match"):
+        report_types.validate(broken)
     broken = copy.deepcopy(rep)
     broken["schema"] = "primus_jax.fewshot/0"
-    with pytest.raises(schema.SchemaError):
-        schema.validate(broken)
+    with pytest.raises(report_types.ReportError):
+        report_types.validate(broken)
     broken = copy.deepcopy(rep)
     broken["runs"]["r1"]["seed"] = True  # a bool is not a JSON integer
-    with pytest.raises(schema.SchemaError):
-        schema.validate(broken)
+    with pytest.raises(report_types.ReportError):
+        report_types.validate(broken)
 
 
 def test_merge_reports(results):

@@ -1,5 +1,5 @@
-"""Standard Training baseline: it learns, it is deterministic, its schedule is the reference's,
-and its sweep is schema-valid and paired with run_fewshot (same k-shot windows).
+"""Standard Training: it learns, it is deterministic, its schedule is the reference's, and in
+the trial loop its report is valid and paired with the probes (same k-shot windows).
 
 Every fit here has the same shape (120 windows, batch 32, 120 steps, small encoder), so the
 train step compiles once for the whole file."""
@@ -10,9 +10,9 @@ import optax
 import pytest
 
 from primus_jax import evaluation
-from primus_jax.baselines import supervised as sup
 from primus_jax.data.synthetic import SyntheticPairedSource
 from primus_jax.evaluation import selection
+from primus_jax.evaluation import standard_training as sup
 
 C = 6
 K = 20  # shots per class: n = 120 windows per fit
@@ -123,15 +123,16 @@ def test_sweep_is_schema_valid_and_paired_with_run_fewshot(data, monkeypatch):
     )
     # The supervised sweep gets the windows in another order: ids make the draws identical.
     o_tr, o_te = rng.permutation(600), rng.permutation(300)
-    out = sup.run_supervised_sweep(
-        data["train_x"][o_tr],
+    out = evaluation.run_fewshot(
+        None,
         data["train_y"][o_tr],
-        data["test_x"][o_te],
+        None,
         data["test_y"][o_te],
+        train_windows=data["train_x"][o_tr],
+        test_windows=data["test_x"][o_te],
         train_ids=train_ids[o_tr],
         test_ids=test_ids[o_te],
-        model_config=MODEL,
-        config=CFG,
+        methods={"standard_training": sup.StandardTraining(config=CFG, model=MODEL)},
         **common,
     )
     assert len(seen["probe"]) == len(seen["supervised"]) == 2

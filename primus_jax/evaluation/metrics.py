@@ -1,18 +1,10 @@
 """Classification metrics and the summary statistics used across trials.
 
-All functions take integer label arrays (NumPy or JAX) and return plain Python floats so that
-results serialise to JSON without conversion. Conventions, chosen once and documented here:
-
-* **Accuracy** is micro (overall) accuracy, as in the reference (torchmetrics ``Accuracy``).
-* **Macro-F1** averages per-class F1 over the classes that occur in the ground truth *or* in the
-  predictions. A class absent from both has F1 = 0/0 and is left out (``absent="exclude"``,
-  the default, the same set of classes scikit-learn uses when ``labels`` is not given); with
-  ``absent="zero"`` every class in ``range(num_classes)`` counts, absent ones scoring 0. A class
-  that occurs in only one of the two has precision or recall 0 and so F1 = 0 under both options.
-* **Balanced accuracy** is the mean per-class recall over classes present in the ground truth
-  (the reference's unused ``MeanPerClassAccuracy``).
-* **Standard error** over trials is ``std(ddof=1) / sqrt(n)``; it is ``None`` for one trial,
-  because a spread cannot be estimated from one value (JSON has no NaN).
+Accuracy is micro accuracy (the reference's); macro-F1 averages over the classes present in the
+truth or the predictions (``absent="exclude"``, scikit-learn's set); balanced accuracy is the
+mean recall over classes present in the truth; the standard error over trials is
+``std(ddof=1) / sqrt(n)``, None for one trial (JSON has no NaN). Functions take integer label
+arrays and return Python floats.
 """
 
 from __future__ import annotations

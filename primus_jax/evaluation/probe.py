@@ -1,44 +1,10 @@
 """Linear probes on frozen embeddings: multinomial logistic regression and closed-form ridge.
 
-Both probes L2-normalise their inputs first (as the reference does) and return a
-:class:`LinearProbe` holding ``weights (C, D)`` and ``bias (C,)`` in the *input* space, so
-prediction is one matrix product whatever the method.
-
-**Logistic** (:func:`fit_logistic`) minimises the MAP objective
-
-    sum_i CE(W x_i + b, y_i) + (l2 / 2) * ||W - W_prior||^2      (bias unpenalised)
-
-divided by n for numerical scale. It is strictly convex, so the solution is unique and does not
-depend on the starting point. ``l2`` is a prior precision, as ``1 / C`` in scikit-learn's
-``LogisticRegression`` (default ``l2 = 1``, i.e. ``C = 1``): its weight relative to the data
-term shrinks as shots grow. ``W_prior`` is 0, or with ``prior="init"`` and initial weights given
-(the zero-shot class vectors), the initial weights themselves: the convex analogue of the
-reference, which starts its head at the zero-shot classifier and trains it only briefly.
-
-Solver: ``optax.lbfgs`` (memory 10, zoom line search) inside one ``lax.while_loop``, stopped when
-the gradient norm of the scaled objective falls below ``tol * max(1, initial gradient norm)``
-(default tol 1e-5; relative, so a strongly scaled zero-shot start is judged fairly) or at
-``max_iter``. The zoom line search (approximate Wolfe conditions) matters in float32: a plain
-backtracking search stalled near the optimum once decreases fell below float32 resolution.
-On 512-d embeddings fits took 7-80 iterations (more for small ``l2`` and many shots). Every fit
-records iterations, final gradient norm and a ``converged`` flag; the driver logs failures.
-
-Performance notes (2-core CPU, D=512, C=8): one fit at n=4000 takes ~50 ms but compiling the
-solver takes ~2-3 s, so compiles dominate a sweep. The train set is therefore zero-padded
-(padding rows get weight 0, so the objective is unchanged) up to a bucket of ``256 * 4**j``
-rows: a sweep over k in {1..500} compiles at most three shapes per (D, C), and trials reuse
-them. ``vmap`` over trials was measured slower than a Python loop (batched dots plus a while
-loop that runs every lane to the slowest), so trials are fitted one after another. Logits are
-laid out (C, n) because XLA:CPU ran the (n, C) layout's backward pass ~8x slower. Fits run on a
-CPU device by default, like big_vision's few-shot evaluator, leaving accelerators to training.
-
-**Ridge** (:func:`fit_ridge`) is big_vision's ``fewshot_lsr``: standardise features with the
-train shots' mean and std, append a constant bias feature of 100 (large, so the bias is almost
-unregularised), regress on +-1 one-hot targets with penalty ``l2`` (default 2**10, big_vision's).
-One penalty is a linear solve on the smaller of X^T X and X X^T; many penalties (CV) reuse
-big_vision's cached eigendecomposition (:func:`ridge_cache`, :func:`ridge_solve`). It runs in
-NumPy float64: the bias column makes the Gram matrix ill-conditioned for float32, and at
-D <= 1024 a solve takes milliseconds, so compiling it would buy nothing.
+Both L2-normalise their inputs (as the reference does) and return a :class:`LinearProbe` whose
+``weights (C, D)`` and ``bias (C,)`` live in the input space. Logistic: the convex MAP objective
+``mean CE + (l2 / 2n) ||W - W_prior||^2`` (scikit-learn's ``C = 1 / l2``), solved by L-BFGS in
+one jitted loop on zero-padded size buckets. Ridge: big_vision's ``fewshot_lsr`` on +-1 targets,
+in float64 NumPy. Solver choices and timings: docs/evaluation.md.
 """
 
 from __future__ import annotations
@@ -103,11 +69,8 @@ class LogisticConfig:
         init: ``"zero"`` or ``"prompts"`` (start from the zero-shot classifier: the few-shot
             driver supplies the very class vectors it reports zero-shot accuracy with).
         init_scale: multiplies the prompt class vectors: a logit scale 1/tau. The default 10 is
-            1/tau at PRIMUS's initial temperature 0.1; ``primus_jax.evaluate`` passes the
-            encoder's learned 1/tau_mm.
-            1.0 reproduces the reference's unscaled head, whose prior is then so weak (cosine
-            logits differ by ~0.05) that few-shot fits fell far below zero-shot accuracy on
-            synthetic data (35% vs 64% at k=1; 61% with scale 10).
+            1/tau at PRIMUS's initial temperature 0.1; ``evaluation.run`` passes the encoder's
+            learned 1/tau_mm. 1.0 is the reference's unscaled head (a much weaker prior).
         prior: centre of the penalty: ``"init"`` (the initial weights) or ``"zero"``.
         max_iter: L-BFGS iteration cap; 0 returns the starting point (with ``init="prompts"``
             exactly the scaled zero-shot classifier).
@@ -367,8 +330,7 @@ def fit_ridge(
 
     For a single penalty this solves the smaller of the primal (D' x D') and dual (N x N)
     normal equations directly: the same solution as :func:`ridge_cache` + :func:`ridge_solve`,
-    but a linear solve costs a fraction of an eigendecomposition (measured 10 ms vs 45 ms at
-    D' = 513 single-threaded, and eigh suffers far more from BLAS thread contention).
+    at a fraction of an eigendecomposition's cost.
 
     Args:
         x: (n, D) train embeddings.

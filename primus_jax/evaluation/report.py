@@ -1,17 +1,9 @@
-"""Few-shot reports: build, merge, validate and write ``fewshot.json``, a table and plots.
+"""Few-shot reports: build, merge, load and write ``fewshot.json``, a table and plots.
 
-Typical use::
-
-    res = {"realworld": run_fewshot(...), "egoexo4d": run_fewshot(...)}
-    report = make_report(res, encoder_checkpoint=ckpt, embedding_key="mmcl")
-    write_report(report, workdir / "fewshot")    # fewshot.json, fewshot.md, fewshot_<ds>.png
-
-Reports of separate runs (PRIMUS, a baseline encoder, another probe) combine with
-:func:`merge_reports`, which refuses to mix datasets whose splits differ (label fingerprints)
-and, with ``prefixes``, namespaces method names (``"imu2clip/logreg"``). Every method entry
-points to its run's metadata (checkpoint, embedding key, seeds, hardware, software).
-The JSON layout is :data:`~primus_jax.evaluation.schema.FEWSHOT_SCHEMA`; it is validated before
-anything is written.
+:func:`make_report` wraps :func:`~primus_jax.evaluation.fewshot.run_fewshot` outputs into a
+report; :func:`merge_reports` combines runs (refusing datasets whose splits differ);
+:func:`write_report` is the one writer (JSON, markdown, one PNG per dataset). Every report is
+checked against :mod:`~primus_jax.evaluation.report_types` when built, loaded and written.
 """
 
 from __future__ import annotations
@@ -19,7 +11,6 @@ from __future__ import annotations
 import copy
 import datetime
 import json
-import logging
 import os
 import platform
 import uuid
@@ -27,11 +18,10 @@ from collections.abc import Mapping, Sequence
 from importlib import metadata
 
 import jax
+from absl import logging
 
 from primus_jax.evaluation import plots as plots_lib
-from primus_jax.evaluation import schema as schema_lib
-
-log = logging.getLogger(__name__)
+from primus_jax.evaluation import report_types
 
 _DATASET_FACTS = (
     "num_classes",
@@ -94,7 +84,7 @@ def make_report(
         notes: free-form JSON-serialisable metadata (config hash, git commit, ...).
 
     Returns:
-        A report dict matching the schema.
+        A report dict (valid against :mod:`~primus_jax.evaluation.report_types`).
     """
     if not results:
         raise ValueError("no datasets given")
@@ -124,7 +114,7 @@ def make_report(
                 "run_id": run_id,
                 "probe": m["probe"],
                 "config": copy.deepcopy(m["config"]),
-                "embedding_dim": res["embedding_dim"],
+                "embedding_dim": m.get("embedding_dim", res["embedding_dim"]),
                 "checks": copy.deepcopy(res["checks"]),
                 "results": copy.deepcopy(m["results"]),
             }
@@ -132,12 +122,12 @@ def make_report(
         }
         datasets[name] = entry
     report = {
-        "schema": schema_lib.SCHEMA_VERSION,
+        "schema": report_types.SCHEMA_VERSION,
         "created_utc": created,
         "runs": {run_id: run},
         "datasets": datasets,
     }
-    schema_lib.validate(report)
+    report_types.validate(report)
     return report
 
 
@@ -145,7 +135,7 @@ def merge_reports(reports: Sequence[dict], *, prefixes: Sequence[str] | None = N
     """Combines reports of several runs into one.
 
     Args:
-        reports: reports (e.g. from :func:`load_report`), each valid against the schema.
+        reports: reports (e.g. from :func:`load_report`), each valid.
         prefixes: optional, one per report: its method names become ``"<prefix>/<method>"``.
             Needed when two runs used the same method names on the same dataset.
 
@@ -156,13 +146,13 @@ def merge_reports(reports: Sequence[dict], *, prefixes: Sequence[str] | None = N
     if prefixes is not None and len(prefixes) != len(reports):
         raise ValueError("need one prefix per report")
     merged = {
-        "schema": schema_lib.SCHEMA_VERSION,
+        "schema": report_types.SCHEMA_VERSION,
         "created_utc": _utc_now(),
         "runs": {},
         "datasets": {},
     }
     for i, report in enumerate(reports):
-        schema_lib.validate(report)
+        report_types.validate(report)
         for run_id, run in report["runs"].items():
             if run_id in merged["runs"] and merged["runs"][run_id] != run:
                 raise ValueError(f"run id {run_id!r} occurs with different metadata")
@@ -182,15 +172,15 @@ def merge_reports(reports: Sequence[dict], *, prefixes: Sequence[str] | None = N
                 if new_name in target["methods"]:
                     raise ValueError(f"dataset {name!r}: method {new_name!r} occurs twice")
                 target["methods"][new_name] = copy.deepcopy(entry)
-    schema_lib.validate(merged)
+    report_types.validate(merged)
     return merged
 
 
 def load_report(path: str | os.PathLike) -> dict:
-    """Reads and validates a ``fewshot.json``."""
+    """Reads a ``fewshot.json`` and checks it (:class:`~.report_types.ReportError` if bad)."""
     with open(path, encoding="utf-8") as f:
         report = json.load(f)
-    schema_lib.validate(report)
+    report_types.validate(report)
     return report
 
 
@@ -217,7 +207,7 @@ def to_markdown(report: dict, metrics: Sequence[str] = ("accuracy", "macro_f1"))
         lines.append(
             f"- run `{run_id}`: checkpoint `{run['encoder_checkpoint']}`, embedding "
             f"`{run['embedding_key']}`, seed {run['seed']}, {run['trials']} trials, "
-            f"sampler `{run['sampler']}`, {run['hardware']['jax_backend']} backend."
+            f"sampler `{run['sampler']}`, {run['hardware'].get('jax_backend', '?')} backend."
         )
     for name, ds in report["datasets"].items():
         ks = sorted({int(k) for m in ds["methods"].values() for k in m["results"]})
@@ -253,14 +243,14 @@ def write_report(
     Returns:
         File kind (``"json"``, ``"markdown"``, ``"plot:<dataset>"``) -> path written.
     """
-    schema_lib.validate(report)
+    typed = report_types.parse(report)
     os.makedirs(outdir, exist_ok=True)
     paths = {
         "json": os.path.join(outdir, "fewshot.json"),
         "markdown": os.path.join(outdir, "fewshot.md"),
     }
     with open(paths["json"], "w", encoding="utf-8") as f:
-        json.dump(report, f, indent=1, allow_nan=False)
+        json.dump(typed.to_dict(), f, indent=1, allow_nan=False)
         f.write("\n")
     with open(paths["markdown"], "w", encoding="utf-8") as f:
         f.write(to_markdown(report))
@@ -271,5 +261,5 @@ def write_report(
                 plots_lib.plot_dataset(report, name, path, metric=plot_metric)
                 paths[f"plot:{name}"] = path
         except plots_lib.MissingMatplotlib as e:
-            log.warning("%s; skipping plots", e)
+            logging.warning("%s; skipping plots", e)
     return paths

@@ -1,20 +1,10 @@
 """Cross-modal retrieval metrics (IMU -> text and text -> IMU): Recall@K, MRR, median rank.
 
-Setting: N paired windows; row i of the IMU embeddings and row i of the text embeddings belong
-to the same window. Similarity is cosine (rows are L2-normalised first).
-
-What counts as a hit (``match``):
-
-* ``"pair"`` (default, the standard protocol): only the paired item i is correct for query i.
-* ``"group"``: any gallery item with the same group id as the query's pair is correct, e.g. the
-  same narration text (``groups`` = text strings or their ids) or the same class label.
-  Use it when many windows share an identical narration: under ``"pair"`` such duplicates have
-  identical text embeddings, tie exactly, and cannot be told apart by any encoder.
-
-Rank of a query = 1 + the number of *incorrect* gallery items scoring above the best-scoring
-correct item. Exact ties with incorrect items are counted against the query by default
-(``ties="pessimistic"``, so a constant encoder scores rank N, not 1); ``ties="optimistic"``
-counts only strictly higher scores. Recall@K = mean(rank <= K); MRR = mean(1 / rank).
+N paired windows, cosine similarity. A hit is the paired item (``match="pair"``) or any item
+of the same group (``match="group"``: same narration or class, for data whose windows share
+sentences, which tie exactly). Rank = 1 + incorrect items scoring above the best correct one;
+exact ties count against the query by default (``ties="pessimistic"``: a constant encoder
+ranks N, not 1). Recall@K = mean(rank <= K); MRR = mean(1 / rank).
 """
 
 from __future__ import annotations

@@ -1,20 +1,9 @@
-"""K-shot sampling of training windows and subject-wise splitting.
+"""K-shot sampling of training windows (scheme ``primus_jax.kshot/1``) and subject-wise splits.
 
-Sampling scheme ``primus_jax.kshot/1`` (recorded in every report so numbers can be re-derived):
-
-* Only the train split is ever passed in, so a test window cannot be drawn by construction.
-  Windows labelled ``-1`` (unlabelled in the segment format) are never drawn.
-* For trial ``t`` of a run with seed ``s``, class ``c`` gets its own generator
-  ``np.random.default_rng([s, t, c])`` and one permutation of its window indices (taken in
-  ascending index order before permuting). The k-shot set is the first ``k`` entries of that
-  permutation, or all of them when the class has fewer than ``k`` windows (recorded).
-* Because the permutation does not depend on ``k``, the k-shot sets of one trial are nested
-  (the 5-shot set contains the 2-shot set). Every method sees the same windows for the same
-  (seed, trial, k), so method comparisons are paired and curves over ``k`` are smooth. One
-  generator per class means adding or removing a class leaves the other classes' draws intact.
-
-This mirrors the reference (permute each class, take the first ``num_shots`` windows, all of them
-if fewer) but is explicitly seeded per trial; the reference reused one global NumPy seed.
+Trial t of run seed s permutes each class c's train windows with ``default_rng([s, t, c])``;
+the k-shot set is the first k of each permutation (all of them if fewer, recorded). The sets
+are nested across k and identical for every method and encoder, so comparisons are paired;
+only the train split is ever sampled. Details: docs/evaluation.md.
 """
 
 from __future__ import annotations

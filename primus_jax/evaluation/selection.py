@@ -1,19 +1,9 @@
 """Fitting a probe, optionally choosing its L2 penalty by cross-validation on the k shots.
 
-No penalty is right for every k: on synthetic data the best logistic ``l2`` moved from 1e-2 at
-100 shots to 1 at 500 shots. With ``l2_grid`` set in a probe's config, the penalty is chosen per
-trial by stratified cross-validation *inside the k-shot training set* (the test split is never
-looked at), and the probe is then refitted on all k shots with the chosen value:
-
-* folds: within each class, the i-th sampled window goes to fold ``i % F`` (the sample order is
-  already random), so every fold holds out about ``1/F`` of each class;
-* ``F = min(cv_folds, smallest class count)``; every class must keep a window in every
-  training fold (a class with no data has no finite logistic solution), so with fewer than two
-  windows in some class (e.g. k = 1) no split is possible and the config's ``l2`` is used;
-* criterion: pooled held-out accuracy; ties go to the larger penalty (the simpler model).
-
-The choice, its source (``"cv"`` or ``"default"``) and the per-value CV accuracies are recorded
-in the probe's ``info``. Ridge CV reuses one eigendecomposition per fold for the whole grid.
+With ``l2_grid`` set, the penalty is chosen per trial by stratified CV inside the k-shot set
+(the test split is never seen): the i-th window of each class goes to fold ``i % F``,
+``F = min(cv_folds, smallest class count)`` (no CV below 2, e.g. k = 1), pooled held-out
+accuracy decides, ties go to the larger penalty; then the probe is refitted on all k shots.
 """
 
 from __future__ import annotations

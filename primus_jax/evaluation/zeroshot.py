@@ -1,14 +1,8 @@
 """Zero-shot classification from per-class text-prompt embeddings.
 
-The reference builds one vector per class as the mean of the L2-normalised text embeddings of
-that class's prompts (5-9 prompts per class) and scores windows with the L2-normalised IMU
-embedding (``mmcl`` head output). It does *not* re-normalise the class mean, so its scores are
-dot products, not cosines; classes whose prompts disagree more get shorter means and are
-penalised. We expose both: ``renormalize=True`` (the default here) gives true cosine scores,
-``renormalize=False`` reproduces the reference's classifier. The few-shot driver computes the
-class vectors once and uses them both for the reported zero-shot accuracy and, times the
-encoder's 1/tau, as the start of ``logreg_zs`` (the reference's head initialisation), so the
-probe starts at exactly the classifier whose accuracy is reported under k = 0.
+A class vector is the mean of its L2-normalised prompt embeddings; windows are scored with their
+L2-normalised ``mmcl`` embedding. ``renormalize=True`` (default) normalises the means (cosine
+scores); ``False`` is the reference's dot product with the raw mean.
 """
 
 from __future__ import annotations

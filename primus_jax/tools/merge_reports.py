@@ -5,52 +5,61 @@
         SimCLR=runs/hapt_demo/eval_simclr/fewshot.json:logreg \
         "Standard Training=runs/hapt_demo/eval_random/fewshot.json:standard_training"
 
-Each input is ``NAME=PATH[:METHOD]``: the report at PATH, keeping only METHOD (every method
-when omitted, then named ``NAME/<method>``) renamed to NAME. Reports on different splits are
-refused (``primus_jax.evaluation.merge_reports``). Writes fewshot.json, fewshot.md and one
-plot per dataset into ``--output``.
+Each input is ``NAME=PATH[:METHOD]``: the report at PATH, keeping only METHOD renamed to NAME
+(every method, named ``NAME/<method>``, when omitted). Reports on different splits are refused.
+Writes fewshot.json, fewshot.md and one plot per dataset into ``--output``.
 """
 
 from __future__ import annotations
 
-import argparse
 import copy
+from collections.abc import Sequence
 
-from primus_jax import evaluation as ev
+from absl import app, flags
+
+from primus_jax.evaluation import report
+
+_OUTPUT = flags.DEFINE_string("output", None, "Directory for the merged report.")
+_NO_PLOTS = flags.DEFINE_boolean("no_plots", False, "Skip the PNG plots.")
 
 
-def _select(report: dict, name: str, method: str | None) -> dict:
-    report = copy.deepcopy(report)
-    for ds_name, ds in report["datasets"].items():
+def _select(rep: dict, name: str, method: str | None) -> dict:
+    rep = copy.deepcopy(rep)
+    for ds_name, ds in rep["datasets"].items():
         if method is None:
             ds["methods"] = {f"{name}/{m}": e for m, e in ds["methods"].items()}
         elif method not in ds["methods"]:
             known = sorted(ds["methods"])
-            raise SystemExit(f"{name}: {ds_name} has no method {method!r} (has {known})")
+            raise app.UsageError(f"{name}: {ds_name} has no method {method!r} (has {known})")
         else:
             ds["methods"] = {name: ds["methods"][method]}
-    return report
+    return rep
 
 
-def main(argv=None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("inputs", nargs="+", help="NAME=PATH[:METHOD]")
-    ap.add_argument("--output", required=True)
-    ap.add_argument("--no_plots", action="store_true")
-    args = ap.parse_args(argv)
+def merge(inputs: Sequence[str], output: str, *, plots: bool = True) -> dict:
+    """Merges ``NAME=PATH[:METHOD]`` inputs, writes them into ``output``; returns the report."""
     reports = []
-    for spec in args.inputs:
+    for spec in inputs:
         name, sep, rest = spec.partition("=")
         if not sep or not name:
-            raise SystemExit(f"bad input {spec!r}: expected NAME=PATH[:METHOD]")
-        path, method = (rest, "") if rest.endswith(".json") else rest.rsplit(":", 1)
-        reports.append(_select(ev.load_report(path), name, method or None))
-    merged = ev.merge_reports(reports)
-    paths = ev.write_report(merged, args.output, plots=not args.no_plots)
-    print(ev.to_markdown(merged))
+            raise app.UsageError(f"bad input {spec!r}: expected NAME=PATH[:METHOD]")
+        path, method = (
+            (rest, "") if rest.endswith(".json") or ":" not in rest else rest.rsplit(":", 1)
+        )
+        reports.append(_select(report.load_report(path), name, method or None))
+    merged = report.merge_reports(reports)
+    paths = report.write_report(merged, output, plots=plots)
+    print(report.to_markdown(merged))
     print("wrote", ", ".join(paths.values()))
     return merged
 
 
+def main(argv: Sequence[str]) -> None:
+    if len(argv) < 2:
+        raise app.UsageError("give at least one NAME=PATH[:METHOD]")
+    merge(argv[1:], _OUTPUT.value, plots=not _NO_PLOTS.value)
+
+
 if __name__ == "__main__":
-    main()
+    flags.mark_flag_as_required("output")
+    app.run(main)

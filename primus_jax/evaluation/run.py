@@ -1,19 +1,14 @@
-"""Few-shot evaluation of a (frozen) encoder: ``evaluate(config, workdir)``.
+"""Few-shot evaluation of a (frozen) encoder from a settings block: ``evaluate(config, workdir)``.
 
-    python -m primus_jax.main --config=configs/fewshot.py \
-        --config.checkpoint=runs/hapt --config.data=uci_hapt/minilm --workdir=runs/hapt_eval
-
-Steps: load the encoder (an empty ``checkpoint`` = random init: the random-init baseline) ->
-load the labelled dataset (TFDS name or ``npz:<path>``) -> embed train and test windows once,
-jitted and sharded over the devices, the last partial batch padded and masked -> zero-shot
-from class prompts (when the dataset's text encoder is available and matches the encoder's
-``mmcl`` width) -> k-shot probes (``primus_jax.evaluation``) and, optionally, Standard
-Training -> IMU<->text retrieval on the test split when it carries text -> ``fewshot.json``,
-``fewshot.md`` and a plot in ``workdir``.
+Loads the encoder (empty ``checkpoint`` = random init) and the labelled dataset, embeds both
+splits once, embeds the class prompts for zero-shot, runs the k-shot trial loop over the
+configured methods, measures IMU<->text retrieval on a test split with text, and writes
+``fewshot.json``, ``fewshot.md`` and a plot into ``workdir``. See ``docs/evaluation.md``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -22,51 +17,19 @@ import jax
 import numpy as np
 from absl import logging
 
+from primus_jax import rng_streams
 from primus_jax.data import labelled
+from primus_jax.evaluation import evaluators as evaluators_lib
+from primus_jax.evaluation import fewshot, probe, report, retrieval, settings
 from primus_jax.models import build
-
-EMBEDDINGS = ("mmcl", "emb", "ssl")
-
-
-def validate(config) -> list[str]:
-    """Checks a few-shot config before any work; returns the method list."""
-    from primus_jax import evaluation as ev
-    from primus_jax.config import ConfigError
-
-    if not config.data:
-        raise ConfigError("data", "give a TFDS dataset name or npz:<path>")
-    if config.embedding not in EMBEDDINGS:
-        raise ConfigError("embedding", f"{config.embedding!r} is not one of {EMBEDDINGS}")
-    for key in ("shots", "standard_training_shots"):
-        spec = config[key]
-        if key == "standard_training_shots" and not spec:
-            continue
-        try:
-            shots = [int(k) for k in spec.split(",")]
-        except ValueError:
-            raise ConfigError(key, f"{spec!r} is not a comma-separated list of ints") from None
-        if min(shots) < 1:
-            raise ConfigError(key, f"shots per class must be >= 1, got {spec!r}")
-    if config.trials < 1:
-        raise ConfigError("trials", f"must be >= 1, got {config.trials}")
-    if config.batch_size < 1:
-        raise ConfigError("batch_size", f"must be >= 1, got {config.batch_size}")
-    methods = [m.strip() for m in config.methods.split(",") if m.strip()]
-    known = set(ev.DEFAULT_METHODS) | {"standard_training"}
-    unknown = [m for m in methods if m not in known]
-    if not methods or unknown:
-        raise ConfigError("methods", f"unknown {unknown or methods}; choose from {sorted(known)}")
-    return methods
 
 
 def tau_mm_of(params, checkpoint: str = "", tau_min: float = 0.0) -> float:
     """The multimodal temperature τ_mm the checkpoint's loss used.
 
-    Checkpoints store it as ``log_tau_mm`` (τ = exp, ``loss.temperature=log``) or as
-    ``tau_mm`` (raw τ, clamped at the run's ``loss.tau_min``, ``loss.temperature=raw``); both
-    are read with ``losses.temperature``, the training loss's own accessor. A checkpoint with
-    neither (e.g. a torch import without temperatures) gets the pretraining default 0.1, with a
-    warning.
+    Stored as ``log_tau_mm`` (τ = exp) or ``tau_mm`` (raw τ, clamped at the run's
+    ``loss.tau_min``); both are read with ``losses.temperature``, the training loss's own
+    accessor. A checkpoint with neither gets the pretraining default 0.1, with a warning.
     """
     from primus_jax import losses
     from primus_jax.config import base_config
@@ -94,7 +57,6 @@ def load_encoder(config):
     Evaluation always embeds with float32 operands, whatever precision the run trained with.
     """
     from primus_jax import checkpointing
-    from primus_jax import state as state_lib
     from primus_jax.config import base_config
     from primus_jax.inference import ImuEncoder
 
@@ -107,7 +69,7 @@ def load_encoder(config):
     base = base_config()
     base.model.update(config.model.to_dict())
     model = build.encoder_from_config(base.model)
-    init_key, _ = state_lib.root_keys(config.seed)
+    init_key, _ = rng_streams.root_keys(config.seed)
     params = jax.device_get(build.init_params(model, init_key))
     enc = ImuEncoder(params, {"model": base.model.to_dict()}, batch_size=config.batch_size)
     return enc, float(base.loss.tau_init), "random init"
@@ -119,12 +81,12 @@ def _prompt_embeddings(config, data: labelled.LabelledData, mm_dim: int):
     if encoder in (None, "", "none") or not data.prompts:
         return None, "no text encoder for this dataset"
     try:
-        from primus_jax.embed import embed_texts
+        from primus_jax import embed
     except ImportError as e:  # the [text] extra is missing
         return None, f"text encoder unavailable ({e})"
     try:
         flat = [p for ps in data.prompts for p in ps]
-        emb = embed_texts(flat, encoder=encoder, model_dir=config.text_encoder_dir or None)
+        emb = embed.embed_texts(flat, encoder=encoder, model_dir=config.text_encoder_dir or None)
     except Exception as e:
         return None, f"could not embed prompts with {encoder}: {e}"
     if emb.shape[1] != mm_dim:
@@ -137,8 +99,6 @@ def _prompt_embeddings(config, data: labelled.LabelledData, mm_dim: int):
 
 
 def _retrieval(data: labelled.LabelledData, test_emb: dict, mm_dim: int):
-    from primus_jax.evaluation import retrieval
-
     s = data.test
     if s.text_emb is None or s.has_text is None or not s.has_text.any():
         return None
@@ -159,12 +119,34 @@ def _retrieval(data: labelled.LabelledData, test_emb: dict, mm_dim: int):
     return out
 
 
-def evaluate(config, workdir: str) -> dict:
-    """Runs the evaluation described by ``configs/fewshot.py``; returns the report."""
-    from primus_jax import evaluation as ev
+def _evaluators(plan: settings.Plan, have_prompts: bool, zeroshot: bool, tau_mm: float) -> dict:
+    """Name -> plug-in: embedding methods in the given order, then ``zeroshot`` (added when
+    prompts exist), then window methods. Prompt methods are dropped without prompts."""
+    known = evaluators_lib.DEFAULT_METHODS
+    evs = {n: evaluators_lib.make_evaluator(n, known[n]) for n in plan.methods}
+    if not have_prompts:
+        evs = {n: e for n, e in evs.items() if not e.needs_prompts}
+    elif zeroshot and "zeroshot" not in evs:
+        evs["zeroshot"] = evaluators_lib.make_evaluator("zeroshot", known["zeroshot"])
+    for n, e in evs.items():
+        cfg = e.config
+        if isinstance(cfg, probe.LogisticConfig) and cfg.init == "prompts":
+            # Start at the reported zero-shot classifier times the encoder's 1/tau_mm.
+            evs[n] = dataclasses.replace(e, config=dataclasses.replace(cfg, init_scale=1 / tau_mm))
+        elif e.needs_windows:
+            steps = plan.standard_training_steps
+            cfg = cfg if steps is None else dataclasses.replace(cfg, steps=steps)
+            evs[n] = dataclasses.replace(e, config=cfg, shots=plan.standard_training_shots)
+    return {n: e for n, e in evs.items() if not e.needs_windows} | {
+        n: e for n, e in evs.items() if e.needs_windows
+    }
 
+
+def evaluate(config, workdir: str) -> dict:
+    """Runs the evaluation a settings block (``configs/fewshot.py``) describes; returns the
+    report (also written to ``workdir``)."""
     t0 = time.perf_counter()
-    methods = validate(config)
+    plan = settings.validate(config, evaluators_lib.DEFAULT_METHODS)
     os.makedirs(workdir, exist_ok=True)
     encoder, tau_mm, desc = load_encoder(config)
     data = labelled.load_labelled(
@@ -191,56 +173,25 @@ def evaluate(config, workdir: str) -> dict:
         prompts, why_not = _prompt_embeddings(config, data, mm_dim)
     if why_not:
         logging.info("eval: no zero-shot (%s)", why_not)
-    probe_methods = [m for m in methods if m != "standard_training"]
-    if prompts is None:
-        probe_methods = [m for m in probe_methods if m not in ("logreg_zs", "zeroshot")]
-    elif "zeroshot" not in probe_methods and config.zeroshot:
-        probe_methods.append("zeroshot")
-    shots = [int(k) for k in config.shots.split(",")]
-    method_cfgs = ev.resolve_methods(probe_methods, prompts is not None)
-    if "logreg_zs" in method_cfgs:
-        # Start the probe at the reported zero-shot classifier times the encoder's 1/tau_mm
-        # (run_fewshot computes those class vectors once, for both methods).
-        import dataclasses
-
-        method_cfgs["logreg_zs"] = dataclasses.replace(
-            method_cfgs["logreg_zs"], init_scale=1.0 / tau_mm
-        )
-    results = ev.run_fewshot(
+    evaluators = _evaluators(plan, prompts is not None, config.zeroshot, tau_mm)
+    windows = any(e.needs_windows for e in evaluators.values())
+    results = fewshot.run_fewshot(
         train_emb[key],
         data.train.y,
         test_emb[key],
         data.test.y,
-        shots=shots,
+        shots=plan.shots,
         trials=config.trials,
         seed=config.seed,
-        methods=method_cfgs,
+        methods=evaluators,
         class_prompt_emb=prompts,
         num_classes=data.num_classes,
         class_names=data.class_names,
         train_ids=data.train.ids,
         test_ids=data.test.ids,
+        train_windows=data.train.imu if windows else None,
+        test_windows=data.test.imu if windows else None,
     )
-    if "standard_training" in methods:
-        from primus_jax.baselines import supervised
-
-        st_shots = [int(k) for k in (config.standard_training_shots or config.shots).split(",")]
-        st = supervised.run_supervised_sweep(
-            data.train.imu,
-            data.train.y,
-            data.test.imu,
-            data.test.y,
-            shots=st_shots,
-            trials=config.trials,
-            seed=config.seed,
-            num_classes=data.num_classes,
-            class_names=data.class_names,
-            train_ids=data.train.ids,
-            test_ids=data.test.ids,
-            steps=config.standard_training_steps or None,
-        )
-        results["methods"]["standard_training"] = st["methods"]["standard_training"]
-        results["timing_s"]["standard_training"] = st["timing_s"]["standard_training"]
     notes = {
         "encoder": desc,
         "dataset": config.data,
@@ -256,14 +207,14 @@ def evaluate(config, workdir: str) -> dict:
     if retr is not None:
         notes["retrieval_test"] = retr
         logging.info("eval: retrieval on %s test: %s", config.data, json.dumps(retr))
-    report = ev.make_report(
+    rep = report.make_report(
         {data.name: results},
         run_id=config.run_name or None,
         encoder_checkpoint=config.checkpoint or None,
         embedding_key=key,
         notes=notes,
     )
-    paths = ev.write_report(report, workdir)
+    paths = report.write_report(rep, workdir)
     logging.info("eval: wrote %s", ", ".join(paths.values()))
-    logging.info("\n%s", ev.to_markdown(report))
-    return report
+    logging.info("\n%s", report.to_markdown(rep))
+    return rep
