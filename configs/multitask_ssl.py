@@ -5,7 +5,7 @@
 Eight binary tasks (noise, scaling, rotation, negation, time reversal, permutation, time-warp,
 channel shuffle): per step, the B windows of the global batch and their eight transformed
 copies (9B encoder rows) train one head per task to tell original from transformed
-(primus_jax/baselines/multitask_ssl.py). Heads read the ``mmcl`` output, the embedding the
+(primus_jax/objectives/multitask_ssl.py). Heads read the ``mmcl`` output, the embedding the
 few-shot evaluation probes. No video/text is used, no NN queue (a token one), and
 ``config.loss`` is ignored. Optimiser, steps, batch and data are PRIMUS's defaults so the
 comparison differs only in the objective; evaluate the checkpoint like any other.

@@ -8,8 +8,8 @@ import sys
 import numpy as np
 import pytest
 
-from primus_jax.data import labelled
 from primus_jax.data.synthetic import SyntheticPairedSource
+from primus_jax.evaluation import labelled
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

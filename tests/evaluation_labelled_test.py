@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from primus_jax.data import labelled
+from primus_jax.evaluation import labelled
 from tfds_builders import testing_utils
 from tfds_builders.ego4d import ego4d_dataset_builder, ego4d_meta
 from tfds_builders.egoexo4d import egoexo4d_dataset_builder, egoexo_meta

@@ -18,9 +18,8 @@ import numpy as np
 from absl import logging
 
 from primus_jax import rng_streams
-from primus_jax.data import labelled
 from primus_jax.evaluation import evaluators as evaluators_lib
-from primus_jax.evaluation import fewshot, probe, report, retrieval, settings
+from primus_jax.evaluation import fewshot, labelled, probe, report, retrieval, settings
 from primus_jax.models import build
 
 
