@@ -6,7 +6,7 @@ for the objective.
 Variants:
   simclr         L_SS only (SimCLR).
   imu2clip       L_MM only (IMU <-> text; HAPT has no video).
-  multitask_ssl  Saeed et al. (2019) transformation recognition (primus_jax/objectives/multitask_ssl.py).
+  multitask_ssl  Saeed et al. (2019) transformation recognition (objectives/multitask_ssl.py).
   ss_mm, mm_nn, ss_nn   loss ablations of the paper's Fig. 6 (primus_jax.objectives.variants).
   mmfrac_0.1, mmfrac_0.5   PRIMUS with text kept for only 10% / 50% of the windows (Fig. 3).
   nn_text_lookup  PRIMUS with neighbours looked up by text, nothing excluded (the earlier
