@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from reference_impls import info_nce as numpy_info_nce
+from support.reference_impls import info_nce as numpy_info_nce
 
 from primus_jax import losses
 

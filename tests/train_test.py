@@ -10,12 +10,11 @@ import sys
 import jax
 import numpy as np
 import pytest
+from support import REPO
 
 from primus_jax import checkpointing, train
 from primus_jax.config import ConfigError, base_config
 from primus_jax.models import build
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def tiny_config(num_steps=3):

@@ -3,7 +3,7 @@
 :func:`parse` checks a JSON dict field by field against these types and returns a
 :class:`Report`; :meth:`Report.to_dict` gives the dict back (the round trip is exact). Errors
 are :class:`ReportError` and name the JSON path. Bump :data:`SCHEMA_VERSION` on any
-incompatible change; ``tests/golden/fewshot_report.json`` pins the layout.
+incompatible change; ``tests/evaluation/golden/fewshot_report.json`` pins the layout.
 """
 
 from __future__ import annotations

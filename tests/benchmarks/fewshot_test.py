@@ -1,11 +1,10 @@
 """The few-shot benchmark CLI runs at a tiny size and ends with one JSON line of timings."""
 
 import json
-import os
 import subprocess
 import sys
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from support import REPO
 
 
 def test_fewshot_benchmark_cli(tmp_path):

@@ -7,7 +7,7 @@ unchanged; the gradients themselves must match. The 2-process case is in multiho
 
 import numpy as np
 import pytest
-from multihost_config import (
+from support.multihost import (
     assert_same_gradients,
     gradient_inputs,
     gradients_on_mesh,

@@ -7,11 +7,10 @@ import sys
 
 import numpy as np
 import pytest
+from support import REPO
 
 from primus_jax.data.synthetic import SyntheticPairedSource
 from primus_jax.evaluation import labelled
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _write_npz(path, **overrides):

@@ -6,11 +6,11 @@ import os
 import time
 
 import pytest
+from support import REPO
 
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LAUNCH = os.path.join(REPO, "launch")
 NOTEBOOKS = ("colab_pretrain.ipynb", "colab_fewshot.ipynb")
 

@@ -6,12 +6,13 @@ import os
 import numpy as np
 import pytest
 
+import tfds_builders.ego4d as ego4d_pkg
 from primus_jax.data import signal
 from tfds_builders import segment_format, testing_utils
 from tfds_builders.ego4d import ego4d_dataset_builder as e4
 from tfds_builders.ego4d import ego4d_meta
 
-DUMMY = os.path.join(os.path.dirname(__file__), "dummy_data")
+DUMMY = os.path.join(os.path.dirname(ego4d_pkg.__file__), "dummy_data")
 
 
 @pytest.fixture(scope="module")

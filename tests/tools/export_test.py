@@ -5,9 +5,9 @@ import json
 
 import numpy as np
 import pytest
-import realistic_imu as imu
 from absl import flags
-from inference_test import random_encoder_params, write_checkpoint
+from support import realistic_imu as imu
+from support.checkpoints import random_encoder_params, write_checkpoint
 
 from primus_jax.models.encoder import PrimusEncoder
 from primus_jax.tools import export
@@ -53,7 +53,7 @@ def test_symbolic_batch_roundtrip(tmp_path, params):
 @pytest.mark.torch
 def test_exported_artifact_matches_torch_on_realistic_windows(tmp_path):
     pytest.importorskip("torch")
-    import torch_reference as tref
+    from support import torch_reference as tref
 
     from primus_jax.tools import import_torch
 

@@ -8,12 +8,13 @@ import pytest
 import tensorflow_datasets as tfds
 from etils import epath
 
+import tfds_builders.realworld as realworld_pkg
 from primus_jax.data import signal
 from tfds_builders import testing_utils
 from tfds_builders.realworld import archive
 from tfds_builders.realworld import realworld_dataset_builder as rw
 
-DUMMY = os.path.join(os.path.dirname(__file__), "dummy_data")
+DUMMY = os.path.join(os.path.dirname(realworld_pkg.__file__), "dummy_data")
 SPLITS = ("train", "val", "test")
 
 

@@ -9,12 +9,12 @@ import sys
 
 import numpy as np
 import pytest
-from multihost_config import tiny_config
+from support import REPO
+from support.multihost import tiny_config
 
 from primus_jax import checkpointing, train
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(HERE)
+WORKER = os.path.join(REPO, "tests", "support", "multihost_worker.py")
 
 
 def _free_port():
@@ -35,7 +35,7 @@ def _run_workers(multi, mode):
         subprocess.Popen(
             [
                 sys.executable,
-                os.path.join(HERE, "multihost_worker.py"),
+                WORKER,
                 str(i),
                 "2",
                 str(port),
@@ -93,7 +93,7 @@ def test_two_processes_equal_one_process(tmp_path, mode):
 
 
 def _assert_same_gradients_as_one_process(multi):
-    from multihost_config import (
+    from support.multihost import (
         assert_same_gradients,
         gradient_inputs,
         gradients_on_mesh,

@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-import reference_impls as ref
+from support import reference_impls as ref
 
 from primus_jax import augment, losses, optim
 from primus_jax import state as state_lib

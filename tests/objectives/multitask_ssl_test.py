@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from support import REPO
 
 from primus_jax import checkpointing, input_pipeline, train
 from primus_jax.config import ConfigError, base_config
@@ -17,7 +18,6 @@ from primus_jax.models import build
 from primus_jax.objectives import multitask_ssl as mt
 from primus_jax.objectives import resolve
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 T = 250
 
 

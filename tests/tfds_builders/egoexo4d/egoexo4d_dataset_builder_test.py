@@ -6,12 +6,13 @@ import os
 import numpy as np
 import pytest
 
+import tfds_builders.egoexo4d as egoexo4d_pkg
 from primus_jax.data import signal
 from tfds_builders import testing_utils
 from tfds_builders.egoexo4d import aria_imu, egoexo_meta
 from tfds_builders.egoexo4d import egoexo4d_dataset_builder as ee
 
-DUMMY = os.path.join(os.path.dirname(__file__), "dummy_data")
+DUMMY = os.path.join(os.path.dirname(egoexo4d_pkg.__file__), "dummy_data")
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,8 @@ import sys
 import time
 
 import pytest
+from support import REPO
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LAUNCH = os.path.join(REPO, "launch")
 TPU_VM = os.path.join(LAUNCH, "tpu_vm.sh")
 SLURM = os.path.join(LAUNCH, "slurm_gpu.sbatch")

@@ -7,12 +7,13 @@ import os
 import numpy as np
 import pytest
 
+import tfds_builders.uci_hapt as uci_hapt_pkg
 from primus_jax.data import signal
 from tfds_builders import segment_format, testing_utils
 from tfds_builders.uci_hapt import hapt_pickle
 from tfds_builders.uci_hapt import uci_hapt_dataset_builder as hapt
 
-DUMMY = os.path.join(os.path.dirname(__file__), "dummy_data")
+DUMMY = os.path.join(os.path.dirname(uci_hapt_pkg.__file__), "dummy_data")
 
 
 @pytest.fixture(scope="module")

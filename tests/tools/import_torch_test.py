@@ -1,6 +1,5 @@
 """PyTorch checkpoint import: parity with a torch model, key layouts, errors, safe loading."""
 
-import argparse
 import json
 import os
 import pickle
@@ -9,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-import realistic_imu as imu
+from support import realistic_imu as imu
 
 from primus_jax import checkpointing, load_encoder
 from primus_jax.config import base_config
@@ -18,7 +17,7 @@ from primus_jax.tools import import_torch
 
 torch = pytest.importorskip("torch")
 nn = torch.nn
-import torch_reference as tref  # noqa: E402  (after the skip: it needs torch)
+from support import torch_reference as tref  # noqa: E402  (after the skip: it needs torch)
 
 pytestmark = pytest.mark.torch
 
@@ -77,24 +76,6 @@ def _assert_parity(params, model, inputs, **kw):
     tref.assert_parity(_jax_outputs(params, x, **kw), want, want64, cases)
 
 
-def _lightning_ckpt(model, **extra_sd):
-    sd = {"imu_encoder." + k: v for k, v in model.state_dict().items()}
-    sd.update(extra_sd)
-    # Frozen CLIP4Clip weights and other modules the reference stores beside the encoder.
-    sd["text_encoder.model.text_model.embeddings.token_embedding.weight"] = torch.randn(50, 8)
-    sd["video_encoder.model.vision_model.post_layernorm.weight"] = torch.ones(8)
-    return {
-        "epoch": 7,
-        "global_step": 1234,
-        "pytorch-lightning_version": "2.0.9",
-        "state_dict": sd,
-        # Lightning pickles the CLI args: weights_only=True refuses an argparse.Namespace.
-        "hyper_parameters": {"args": argparse.Namespace(lr=2e-4, multihead=True, nnclr=True)},
-        "optimizer_states": [{"state": {}, "param_groups": [{"lr": 2e-4}]}],
-        "callbacks": {"ModelCheckpoint": {"best_model_score": torch.tensor(1.5)}},
-    }
-
-
 def _restored_log_taus(workdir):
     import orbax.checkpoint as ocp
 
@@ -109,7 +90,7 @@ def _restored_log_taus(workdir):
 def test_raw_temperature_config_stores_tau_itself(tmp_path, torch_model):
     ckpt = tmp_path / "primus.ckpt"
     temps = {"mmcl_loss.temperature": nn.Parameter(torch.tensor(0.07))}
-    torch.save(_lightning_ckpt(torch_model, **temps), ckpt)
+    torch.save(tref.lightning_checkpoint(torch_model, **temps), ckpt)
     config = _small_config()
     config.loss.temperature = "raw"
     import_torch.import_checkpoint(ckpt, tmp_path / "run", config)
@@ -122,7 +103,7 @@ def test_raw_temperature_config_stores_tau_itself(tmp_path, torch_model):
 def test_lightning_checkpoint_imports_with_parity(tmp_path, torch_model, inputs):
     ckpt = tmp_path / "primus.ckpt"
     torch.save(
-        _lightning_ckpt(
+        tref.lightning_checkpoint(
             torch_model,
             **{
                 "mmcl_loss.temperature": nn.Parameter(torch.tensor(0.07)),
@@ -207,7 +188,10 @@ def test_no_encoder_and_ambiguous_prefix(torch_model):
 
 def test_non_positive_temperature_is_rejected(tmp_path, torch_model):
     ckpt = tmp_path / "bad_tau.ckpt"
-    torch.save(_lightning_ckpt(torch_model, **{"mmcl_loss.temperature": torch.tensor(-0.01)}), ckpt)
+    torch.save(
+        tref.lightning_checkpoint(torch_model, **{"mmcl_loss.temperature": torch.tensor(-0.01)}),
+        ckpt,
+    )
     with pytest.raises(import_torch.CheckpointImportError, match="not a positive number"):
         import_torch.import_checkpoint(ckpt, tmp_path / "run", _small_config())
     assert not (tmp_path / "run" / "checkpoints").exists()
@@ -250,7 +234,7 @@ def test_malicious_pickle_is_refused_and_not_executed(tmp_path, torch_model, fmt
 def test_unknown_classes_become_inert_stubs(tmp_path, torch_model):
     # A class the loader cannot know (and must not import) is kept as a stub; its code never runs.
     path = tmp_path / "x.ckpt"
-    ckpt = _lightning_ckpt(torch_model)
+    ckpt = tref.lightning_checkpoint(torch_model)
     ckpt["hyper_parameters"]["extra"] = _Recorder(tmp_path / "ran")
     torch.save(ckpt, path)
     obj, loader = import_torch.load_torch_file(path)
@@ -280,7 +264,7 @@ def test_import_then_finetune_resumes_from_step_0(tmp_path, torch_model):
     config.mesh.data = 1  # one device and no NN term: a smaller step to compile
     config.loss.gamma = 0.0
     ckpt = tmp_path / "primus.ckpt"
-    torch.save(_lightning_ckpt(torch_model), ckpt)
+    torch.save(tref.lightning_checkpoint(torch_model), ckpt)
     import_torch.import_checkpoint(ckpt, tmp_path / "run", config)
     imported, _, _ = checkpointing.load_encoder_params(tmp_path / "run")
 
@@ -301,7 +285,7 @@ def test_command_line_with_matching_widths(tmp_path, torch_model, inputs):
     import sys
 
     path = tmp_path / "primus.ckpt"
-    torch.save(_lightning_ckpt(torch_model), path)
+    torch.save(tref.lightning_checkpoint(torch_model), path)
     wd = tmp_path / "run"
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     r = subprocess.run(

@@ -1,6 +1,6 @@
 """One process of a multi-process CPU run (launched by multihost_test.py).
 
-    python tests/multihost_worker.py <process_id> <num_processes> <port> <workdir> <mode>
+    python tests/support/multihost_worker.py <process_id> <num_processes> <port> <workdir> <mode>
 
 ``mode``: "host" or "resident" (a short training run); "host" then also computes the gradient
 probe of multihost_config, written to <workdir>/grads.npz by process 0.
@@ -20,10 +20,9 @@ import numpy as np
 
 jax.config.update("jax_cpu_collectives_implementation", "gloo")
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from multihost_config import tiny_config  # noqa: E402
-
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests/
 from primus_jax import train  # noqa: E402
+from support.multihost import tiny_config  # noqa: E402
 
 
 def main():
@@ -35,9 +34,8 @@ def main():
     c.distributed.process_id = int(pid)
     train.train_and_evaluate(c, workdir)
     if mode == "host":  # then the gradient probe on the 2 x 4 mesh; process 0 writes it
-        from multihost_config import gradient_inputs, gradients_on_mesh
-
         from primus_jax import distributed, sharding
+        from support.multihost import gradient_inputs, gradients_on_mesh
 
         state, rows = gradient_inputs(c)
         loss, terms, grads = gradients_on_mesh(c, sharding.make_mesh(c), state, rows)

@@ -7,11 +7,11 @@ import sys
 
 import pytest
 from absl import app
+from support import REPO
 
 from primus_jax.tools import merge_reports
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-GOLDEN = os.path.join(REPO, "tests", "golden", "fewshot_report.json")
+GOLDEN = os.path.join(REPO, "tests", "evaluation", "golden", "fewshot_report.json")
 
 
 def test_merge_selects_and_renames_methods(tmp_path):

@@ -4,6 +4,7 @@
 its state_dict carries the reference key names and goes through ``import_torch`` unchanged.
 """
 
+import argparse
 import copy
 
 import numpy as np
@@ -124,3 +125,22 @@ def assert_parity(got, want, want64, slices, *, atol=1e-5):
                     f"|got-f64| {e['f64']:.2e}, |torch-f64| {e['torch_f64']:.2e}"
                 )
     assert not bad, "parity failures:\n" + "\n".join(bad)
+
+
+def lightning_checkpoint(model, **extra_sd):
+    """The official Lightning ``.ckpt`` layout around ``model``'s encoder weights."""
+    sd = {"imu_encoder." + k: v for k, v in model.state_dict().items()}
+    sd.update(extra_sd)
+    # Frozen CLIP4Clip weights and other modules the reference stores beside the encoder.
+    sd["text_encoder.model.text_model.embeddings.token_embedding.weight"] = torch.randn(50, 8)
+    sd["video_encoder.model.vision_model.post_layernorm.weight"] = torch.ones(8)
+    return {
+        "epoch": 7,
+        "global_step": 1234,
+        "pytorch-lightning_version": "2.0.9",
+        "state_dict": sd,
+        # Lightning pickles the CLI args: weights_only=True refuses an argparse.Namespace.
+        "hyper_parameters": {"args": argparse.Namespace(lr=2e-4, multihead=True, nnclr=True)},
+        "optimizer_states": [{"state": {}, "param_groups": [{"lr": 2e-4}]}],
+        "callbacks": {"ModelCheckpoint": {"best_model_score": torch.tensor(1.5)}},
+    }

@@ -1,9 +1,9 @@
 """The fewshot.json layout, pinned: a small deterministic evaluation (random-init encoder on a
-synthetic .npz, every kind of method) against tests/golden/fewshot_report.json, the typed round
-trip, and clear errors on malformed reports.
+synthetic .npz, every kind of method) against golden/fewshot_report.json next to this file,
+the typed round trip, and clear errors on malformed reports.
 
 Regenerate the golden file after an intended change of the layout or the numbers with
-``PRIMUS_UPDATE_GOLDEN=1 pytest tests/evaluation_golden_test.py``."""
+``PRIMUS_UPDATE_GOLDEN=1 pytest tests/evaluation/report_types_test.py``."""
 
 import copy
 import json

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import pytest
-import realistic_imu as imu
+from support import realistic_imu as imu
 
 from primus_jax import sharding
 from primus_jax.models import gru as gru_lib
@@ -242,7 +242,7 @@ def test_groupnorm_matches_float64_on_realistic_windows(groupnorm_inputs):
 @pytest.mark.torch
 def test_groupnorm_matches_torch_on_realistic_windows(groupnorm_inputs):
     torch = pytest.importorskip("torch")
-    import torch_reference as tref
+    from support import torch_reference as tref
 
     inputs, cases = groupnorm_inputs
     got, want, want64 = {}, {}, {}
@@ -263,7 +263,7 @@ def test_training_path_matches_torch_on_realistic_windows():
     # PrimusEncoder.apply as the train step runs it: jitted, batch sharded over a data mesh
     # (so the GRU runs per device in shard_map), params converted from a torch model.
     pytest.importorskip("torch")
-    import torch_reference as tref
+    from support import torch_reference as tref
 
     from primus_jax.tools import import_torch
 
