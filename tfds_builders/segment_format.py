@@ -107,6 +107,20 @@ class SegmentConfig(tfds.core.BuilderConfig):
     text_encoder: str | None = None
 
 
+def clip4clip_config() -> SegmentConfig:
+    """The ``clip4clip`` config of the video datasets: 512-d CLIP4Clip text and video
+    embeddings merged from ``<manual_dir>/embeddings/clip4clip_{text,video}``."""
+    return SegmentConfig(
+        name="clip4clip",
+        description="As raw, plus 512-d CLIP4Clip text and video embeddings from the "
+        "stores <manual_dir>/embeddings/clip4clip_{text,video}.",
+        text_store="embeddings/clip4clip_text",
+        video_store="embeddings/clip4clip_video",
+        text_emb_dim=512,
+        video_emb_dim=512,
+    )
+
+
 def segment_id(recording: str, start_s: float) -> str:
     """The stable key ``<recording>/<start_ms>``."""
     return f"{recording}/{round(start_s * 1000)}"

@@ -195,6 +195,13 @@ def _load_tower(cls: Any, model_dir: Path, tower: str | None, dtype: Any) -> Any
     return model.eval()
 
 
+def _load_tokenizer(cls: Any, model_dir: Path, what: str) -> Any:
+    try:
+        return cls.from_pretrained(model_dir, local_files_only=True)
+    except (OSError, ValueError, TypeError) as e:
+        raise ModelDirError(f"cannot load {what} from {model_dir}: {e}") from e
+
+
 @contextlib.contextmanager
 def _strict_fp32(torch: Any, device: str, dtype: Any) -> Iterator[None]:
     """Disables TF32 for float32 runs on CUDA (cuDNN convs default to TF32), then restores it."""
@@ -260,6 +267,16 @@ class TextEncoder(_TorchEncoder):
         """Embeds one batch of non-empty strings."""
         raise NotImplementedError
 
+    def _tokenize(self, texts: Sequence[str]) -> Any:
+        """Padded, truncated token tensors of one batch, on the encoder's device."""
+        return self.tokenizer(
+            list(texts),
+            padding=True,
+            truncation=True,
+            max_length=self.max_length,
+            return_tensors="pt",
+        ).to(self.device)
+
 
 class ClipTextEncoder(TextEncoder):
     """CLIP text tower: tokenizer (padding, truncation to 77) → ``text_embeds`` → L2."""
@@ -270,10 +287,7 @@ class ClipTextEncoder(TextEncoder):
         super().__init__(model_dir, device, dtype)
         from transformers import CLIPTextModelWithProjection, CLIPTokenizer
 
-        try:
-            self.tokenizer = CLIPTokenizer.from_pretrained(model_dir, local_files_only=True)
-        except (OSError, ValueError, TypeError) as e:
-            raise ModelDirError(f"cannot load a CLIP tokenizer from {model_dir}: {e}") from e
+        self.tokenizer = _load_tokenizer(CLIPTokenizer, model_dir, "a CLIP tokenizer")
         self.model = _load_tower(CLIPTextModelWithProjection, model_dir, "text", self.dtype)
         self.model.to(self.device)
         self.dim = self.model.config.projection_dim
@@ -285,13 +299,7 @@ class ClipTextEncoder(TextEncoder):
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         torch = self.torch
-        batch = self.tokenizer(
-            list(texts),
-            padding=True,
-            truncation=True,
-            max_length=self.max_length,
-            return_tensors="pt",
-        ).to(self.device)
+        batch = self._tokenize(texts)
         with torch.inference_mode(), _strict_fp32(torch, self.device, self.dtype):
             out = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
         return _l2_normalise(torch, out.text_embeds, texts)
@@ -309,10 +317,7 @@ class MiniLMEncoder(TextEncoder):
         super().__init__(model_dir, device, dtype)
         from transformers import AutoModel, AutoTokenizer
 
-        try:
-            self.tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
-        except (OSError, ValueError, TypeError) as e:
-            raise ModelDirError(f"cannot load a tokenizer from {model_dir}: {e}") from e
+        self.tokenizer = _load_tokenizer(AutoTokenizer, model_dir, "a tokenizer")
         self.model = _load_tower(AutoModel, model_dir, None, self.dtype)
         self.model.to(self.device)
         self.dim = self.model.config.hidden_size
@@ -329,13 +334,7 @@ class MiniLMEncoder(TextEncoder):
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         torch = self.torch
-        batch = self.tokenizer(
-            list(texts),
-            padding=True,
-            truncation=True,
-            max_length=self.max_length,
-            return_tensors="pt",
-        ).to(self.device)
+        batch = self._tokenize(texts)
         with torch.inference_mode(), _strict_fp32(torch, self.device, self.dtype):
             hidden = self.model(**batch).last_hidden_state
             mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)

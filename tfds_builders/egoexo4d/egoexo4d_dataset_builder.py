@@ -44,15 +44,7 @@ class Builder(SegmentBuilder):
         segment_format.SegmentConfig(
             name="raw", description="IMU, take labels and cleaned atomic descriptions."
         ),
-        segment_format.SegmentConfig(
-            name="clip4clip",
-            description="As raw, plus 512-d CLIP4Clip text and video embeddings from the "
-            "stores <manual_dir>/embeddings/clip4clip_{text,video}.",
-            text_store="embeddings/clip4clip_text",
-            video_store="embeddings/clip4clip_video",
-            text_emb_dim=512,
-            video_emb_dim=512,
-        ),
+        segment_format.clip4clip_config(),
     ]
     MANUAL_DOWNLOAD_INSTRUCTIONS = """
     EgoExo4D needs a signed licence (https://docs.ego-exo4d-data.org/). With the EgoExo4D CLI
