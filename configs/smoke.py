@@ -4,8 +4,8 @@
 
 The real encoder (1,376,204 parameters) on 512 synthetic paired segments: global batch 16,
 queue 64 (fills in 4 steps), 60 steps. A healthy run logs a total loss falling from ~32 (all
-terms at chance) to about 22 (the multimodal terms from 11 to under 8), queue_fill reaching
-1.0, and leaves a checkpoint and TensorBoard events.
+terms at chance) to about 24 (the multimodal terms from 11 to about 8; seed 0 on this CPU:
+24.1519), queue_fill reaching 1.0, and leaves a checkpoint and TensorBoard events.
 """
 
 from primus_jax.config import base_config
