@@ -6,6 +6,7 @@ Tests build with ``file_format="array_record"`` and read with ``as_data_source``
 
 from __future__ import annotations
 
+import filecmp
 import json
 import os
 import shutil
@@ -28,6 +29,16 @@ def build(builder_cls, data_dir, manual_dir=None, config="raw"):
     )
     builder.download_and_prepare(file_format="array_record", download_config=dl_config)
     return builder
+
+
+def assert_dummy_data_regenerates(generator, dummy_dir, out_dir) -> None:
+    """``generator.main(out_dir)`` rewrites every file of ``dummy_dir`` byte for byte."""
+    generator.main(os.fspath(out_dir))
+    for dirpath, _, files in os.walk(dummy_dir):
+        rel = os.path.relpath(dirpath, dummy_dir)
+        for name in files:
+            got = os.path.join(os.fspath(out_dir), rel, name)
+            assert filecmp.cmp(os.path.join(dirpath, name), got, shallow=False), got
 
 
 def read_split(builder, split: str) -> list[dict]:

@@ -1,6 +1,5 @@
 """Builds realworld from dummy_data (archive layout, nested zips and broken files)."""
 
-import filecmp
 import os
 
 import numpy as np
@@ -139,11 +138,7 @@ def test_download_path(tmp_path, monkeypatch):
 def test_dummy_data_is_reproducible(tmp_path):
     from tfds_builders.realworld import dummy_data_generation
 
-    dummy_data_generation.main(str(tmp_path))
-    for dirpath, _, files in os.walk(DUMMY):
-        rel = os.path.relpath(dirpath, DUMMY)
-        for name in files:
-            assert filecmp.cmp(os.path.join(dirpath, name), tmp_path / rel / name, shallow=False)
+    testing_utils.assert_dummy_data_regenerates(dummy_data_generation, DUMMY, tmp_path)
 
 
 def test_metadata_prompts(built):
