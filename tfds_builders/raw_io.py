@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import warnings
+import zipfile
+import zlib
 from collections.abc import Sequence
 from typing import IO
 
@@ -88,7 +90,7 @@ def load_npz(f: IO, keys: Sequence[str], *, name: str) -> dict[str, np.ndarray]:
             if missing:
                 raise MalformedFileError(f"{name}: missing arrays {missing} (has {z.files})")
             return {k: np.asarray(z[k]) for k in keys}
-    except (OSError, ValueError, EOFError) as e:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as e:
         if isinstance(e, MalformedFileError):
             raise
         raise MalformedFileError(f"{name}: not a readable npz ({e})") from e
