@@ -351,6 +351,17 @@ def test_timesync_row_and_errors(tmp_path):
     for idx, what in ((1, "no timestamp"), (2, "no timestamp"), (5, "no row 6")):
         with pytest.raises(timesync.TimesyncError, match=rf"timesync\.csv: .*{what}"):
             timesync.take_start_ns(cells, idx, str(path))
+    rows = "\n".join(f"{i},{1000 + 33 * i}" for i in range(8))
+    path.write_text(f"cam01_pts,aria01_214-1_capture_timestamp_ns\n{rows}\n")
+    cells = timesync.read_column(str(path), timesync.column("aria01"))
+    assert timesync.take_start_ns(cells, 1, str(path)) == 1066
+    cells[2] = "1000"  # a damaged digit: not one frame before the next row
+    with pytest.raises(timesync.TimesyncError, match="not about one frame before row 3"):
+        timesync.take_start_ns(cells, 1, str(path))
+    path.write_text(f"cam01_pts,aria01_214-1_capture_timestamp_ns\n0,1\n1,2,3\n{rows}\n")
+    cells = timesync.read_column(str(path), timesync.column("aria01"))
+    with pytest.raises(timesync.TimesyncError, match="row 1 has the wrong number of fields"):
+        timesync.take_start_ns(cells, 3, str(path))
     with pytest.raises(timesync.TimesyncError, match=r"timesync\.csv: no column"):
         timesync.read_column(str(path), timesync.column("aria02"))
     assert timesync.capture_name("cmu_bike01_5", None) == "cmu_bike01"  # the tutorial's rule
