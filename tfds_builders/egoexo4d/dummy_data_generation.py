@@ -4,9 +4,11 @@ Deterministic: re-running reproduces the committed bytes. Run from the repositor
 
     python -m tfds_builders.egoexo4d.dummy_data_generation
 
-Every take has a capture ``captures/<take name without _N>/timesync.csv`` (30 fps rows, Aria
-device-time ns) and ``timesync_start_idx = 10``, so t = 0 is row 11's
-``aria01_214-1_capture_timestamp_ns``; the IMU (device time) starts 0.2 s before it. IMU comes
+Every take is in a capture ``captures/<take name without _N>/timesync.csv`` (30 fps rows, Aria
+device-time ns); its ``timesync_start_idx`` is 10 rows after the previous take of the capture
+(10 for the first), so t = 0 is row ``timesync_start_idx + 1``'s
+``aria01_214-1_capture_timestamp_ns``; the IMU (device time) starts 0.2 s before it.
+``vl-soccer-0`` and ``-1`` are two takes of one capture. IMU comes
 as ``imu.npz`` (the ``aria_imu`` cache) or as a ``.vrs``: ``fake_vrs``'s format (read by the
 fake provider in tests) or garbage (no provider opens it).
 
@@ -91,24 +93,26 @@ def _annotation(uid, k, descs, rejected=False):
     }
 
 
-def _write_timesync(path, base_ns, seconds, blank_row=None):
+def _write_timesync(path, base_ns, n_rows, blank_rows=()):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     lines = [
         "cam01_pts,cam01_frame_number,aria01_214-1_capture_timestamp_ns,aria01_214-1_frame_number"
     ]
-    for i in range(START_IDX + 2 + round(seconds * FPS)):
-        t = base_ns + i * 1_000_000_000 // FPS
-        rgb = "" if i == blank_row else str(t + 1_000_000)
+    for i in range(n_rows):
+        rgb = "" if i in blank_rows else str(_row_ns(base_ns, i))
         lines.append(f"{i * 1001},{i},{rgb},{i}")
     with open(path, "w", encoding="utf-8", newline="") as f:
         f.write("\n".join(lines) + "\n")
-    return base_ns + (START_IDX + 1) * 1_000_000_000 // FPS + 1_000_000  # t = 0
+
+
+def _row_ns(base_ns, i):
+    return base_ns + i * 1_000_000_000 // FPS + 1_000_000
 
 
 def main(out_dir: str) -> None:
     rng = np.random.default_rng(44)
     takes, train_ann, val_ann = [], {}, {}
-    counter = [0]
+    captures = {}  # name -> {"base": ns, "rows": n, "blank": [...], "write": bool}
 
     def add_take(
         uid,
@@ -124,6 +128,17 @@ def main(out_dir: str) -> None:
         timesync="ok",
     ):
         capture = re.sub(r"_\d+$", "", name)
+        if capture not in captures:
+            base = 5_000_000_000_000 + len(captures) * 100_000_000_000
+            captures[capture] = {"base": base, "rows": 0, "blank": [], "write": True}
+        cap = captures[capture]
+        start_idx = cap["rows"] + START_IDX  # a later take of a capture starts further down
+        frames = round(seconds * FPS)
+        cap["rows"] = start_idx + 2 + frames
+        cap["write"] = timesync != "missing"
+        if timesync == "blank":
+            cap["blank"].append(start_idx + 1)
+        t0_ns = _row_ns(cap["base"], start_idx + 1)
         rec = {
             "take_uid": uid,
             "take_name": name,
@@ -131,8 +146,8 @@ def main(out_dir: str) -> None:
             "duration_sec": float(seconds),
             "task_name": "dummy",
             "capture_uid": f"capture-{capture}",
-            "timesync_start_idx": START_IDX,
-            "timesync_end_idx": START_IDX + 1 + round(seconds * FPS),
+            "timesync_start_idx": start_idx,
+            "timesync_end_idx": start_idx + 1 + frames,
             "capture": {
                 "capture_name": capture,
                 "cameras": [
@@ -143,16 +158,10 @@ def main(out_dir: str) -> None:
         }
         if participant is not None:
             rec["participant_uid"] = participant
+        if imu == "vrs":  # the download manifest's relative paths (manifest_gen.py)
+            rec["vrs_relative_path"] = "aria01_noimagestreams.vrs"
+            rec["vrs_all_streams_relative_path"] = "aria01.vrs"
         takes.append(rec)
-        counter[0] += 1
-        base_ns = 5_000_000_000_000 + counter[0] * 100_000_000_000
-        sync = os.path.join(out_dir, "captures", capture, "timesync.csv")
-        if timesync == "missing":
-            os.makedirs(os.path.dirname(sync), exist_ok=True)
-            t0_ns = base_ns
-        else:
-            blank = START_IDX + 1 if timesync == "blank" else None
-            t0_ns = _write_timesync(sync, base_ns, seconds, blank)
         d = os.path.join(out_dir, "takes", name)
         os.makedirs(d, exist_ok=True)
         t, x = _imu(rng, seconds, rate, moving)
@@ -249,12 +258,20 @@ def main(out_dir: str) -> None:
         participant = 200 + max(i - 2, 0)
         add_take(f"vl-cpr-{i}", f"nus_cpr_0{i}_1", 10, 50, cpr, val_ann, participant=participant)
     for i in range(2):
-        add_take(f"vl-soccer-{i}", f"iiith_soccer_00{i}_2", 10, 50, std, val_ann, participant=300)
+        add_take(
+            f"vl-soccer-{i}", f"iiith_soccer_001_{i + 2}", 10, 50, std, val_ann, participant=300
+        )
     add_take("vl-misc-0", "sfu_unknown_3", 10, 50, std, val_ann, moving=False)
     # Participant 102 also has pretraining takes: this official-val take is unused.
     add_take("vl-cook-0", "georgiatech_cooking_10_1", 10, 50, std, val_ann, participant=102)
     val_ann["tr-music-0"] = train_ann["tr-music-0"]
 
+    for name, cap in captures.items():
+        sync = os.path.join(out_dir, "captures", name, "timesync.csv")
+        if cap["write"]:
+            _write_timesync(sync, cap["base"], cap["rows"], cap["blank"])
+        else:
+            os.makedirs(os.path.dirname(sync), exist_ok=True)
     os.makedirs(os.path.join(out_dir, "annotations"), exist_ok=True)
     with open(os.path.join(out_dir, "takes.json"), "w", encoding="utf-8") as f:
         json.dump(takes, f, indent=1, sort_keys=True)

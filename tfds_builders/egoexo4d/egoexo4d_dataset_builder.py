@@ -148,7 +148,9 @@ class Builder(SegmentBuilder):
             extra = _npz_scalars(npz)
             device, invalid = extra.get("device") or None, extra.get("invalid_samples", 0)
         else:
-            vrs = aria_imu.find_vrs(os.fspath(take_dir))
+            listed = [os.fspath(take_dir / v) for v in take.vrs_paths]
+            vrs = next((v for v in listed if os.path.exists(v)), None)
+            vrs = vrs or aria_imu.find_vrs(os.fspath(take_dir))
             if vrs is None:
                 raise FileNotFoundError(f"{take_dir}: no imu.npz and no .vrs")
             module = aria_imu.provider_module()

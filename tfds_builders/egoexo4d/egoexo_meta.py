@@ -125,6 +125,8 @@ class Take:
     capture: str = ""  # capture name: captures/<capture>/timesync.csv
     timesync_start_idx: int | None = None  # the take's first frame is row start_idx + 1
     ego_device: str | None = None  # the capture's egocentric Aria camera id, e.g. "aria01"
+    # takes.json's vrs_relative_path (noimagestreams), vrs_all_streams_relative_path, if given
+    vrs_paths: tuple[str, ...] = ()
 
     @property
     def group(self) -> str:
@@ -207,6 +209,11 @@ def load_takes(path: epath.Path) -> dict[str, Take]:
                 capture=timesync.capture_name(name, capture),
                 timesync_start_idx=int(start_idx) if start_idx is not None else None,
                 ego_device=_ego_device(r),
+                vrs_paths=tuple(
+                    str(r[k])
+                    for k in ("vrs_relative_path", "vrs_all_streams_relative_path")
+                    if r.get(k)
+                ),
             )
         except (TypeError, ValueError, AttributeError) as e:
             raise raw_io.MalformedFileError(f"{path}: take record {i}: {e}") from e

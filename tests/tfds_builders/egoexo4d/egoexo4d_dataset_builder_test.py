@@ -143,13 +143,20 @@ def test_windows_texts_labels_units(built):
     assert exs["tr-music-0/500"]["subject"] == "tr-music-0"  # no participant: take uid
 
 
-def test_window_values_are_the_resampled_take(built):
+@pytest.mark.parametrize(
+    ("key", "take_dir", "start"),
+    [
+        ("vl-cpr-0/100", "nus_cpr_00_1", 0.1),
+        ("vl-soccer-1/4500", "iiith_soccer_001_3", 4.5),  # 2nd take of its capture: row 323
+    ],
+)
+def test_window_values_are_the_resampled_take(built, key, take_dir, start):
     _, data = built
-    ex = next(e for v in data.values() for e in v if e["id"] == "vl-cpr-0/100")
-    with np.load(os.path.join(DUMMY, "takes", "nus_cpr_00_1", "imu.npz")) as z:
-        t, x = _take_time("nus_cpr_00_1", z["t_ns"]), z["imu"]
+    ex = next(e for v in data.values() for e in v if e["id"] == key)
+    with np.load(os.path.join(DUMMY, "takes", take_dir, "imu.npz")) as z:
+        t, x = _take_time(take_dir, z["t_ns"]), z["imu"]
     assert t[0] == pytest.approx(-0.2)  # the IMU starts before the take's first frame
-    grid = 0.1 + np.arange(250) / 50  # 50 Hz source: plain interpolation
+    grid = start + np.arange(250) / 50  # 50 Hz source: plain interpolation
     want = np.stack([np.interp(grid, t, x[:, c]) for c in range(6)], 1)
     np.testing.assert_allclose(ex["imu"], want, atol=1e-5)
 
