@@ -1,7 +1,9 @@
 """EgoExo4D Aria IMU around atomic descriptions, as 5 s, 50 Hz segments (PRIMUS pretraining).
 
-One window per description of the first annotator (``signal.window_around``: centred, clamped
-into the take, no integer-second truncation), take-level labels from the take name (8 classes),
+One window per description of the first non-rejected annotation (camera wearer's only unless
+``narrators="all"``; ``signal.window_around``: centred, clamped into the take, no
+integer-second truncation), on the take timeline given by the capture's ``timesync.csv``;
+every per-take failure is a counted skip; take-level labels from the take name (8 classes),
 and splits that keep every downstream-evaluation take, and its participant, out of pretraining
 and its validation: whole participants are assigned where ``takes.json`` has
 ``participant_uid``, single takes otherwise (``info.metadata["split_groups"]``).
