@@ -135,7 +135,15 @@ class Builder(SegmentBuilder):
         npz = take_dir / "imu.npz"
         if npz.exists():
             with npz.open("rb") as f:
-                arrays = raw_io.load_npz(f, aria_imu.NPZ_KEYS, name=str(npz))
+                try:
+                    arrays = raw_io.load_npz(f, aria_imu.NPZ_KEYS, name=str(npz))
+                except raw_io.MalformedFileError as e:
+                    if "'t'" in str(e) and "'t_ns'" in str(e):  # version 1.1.0's layout
+                        e = raw_io.MalformedFileError(
+                            f"{e}; written by an older aria_imu (t in seconds from an "
+                            "undocumented origin): re-run python -m tfds_builders.egoexo4d.aria_imu"
+                        )
+                    raise e from None
             t_ns, imu = arrays["t_ns"], arrays["imu"]
             if (
                 imu.ndim != 2

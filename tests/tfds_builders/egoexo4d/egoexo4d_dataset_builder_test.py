@@ -384,3 +384,13 @@ def test_dummy_data_is_reproducible(tmp_path):
     from tfds_builders.egoexo4d import dummy_data_generation
 
     testing_utils.assert_dummy_data_regenerates(dummy_data_generation, DUMMY, tmp_path)
+
+
+def test_old_npz_layout_is_a_named_malformed_file(tmp_path, caplog):
+    root = testing_utils.copy_tree(DUMMY, tmp_path / "d")
+    npz = os.path.join(root, "takes", "georgiatech_cooking_02_1", "imu.npz")
+    np.savez(npz, t=np.arange(500) / 50, imu=np.zeros((500, 6), np.float32))  # 1.1.0 layout
+    builder = testing_utils.build(ee.Builder, tmp_path / "o", root)
+    assert builder.info.metadata["build_stats"]["events"]["train"]["skipped_malformed_file"] == 4
+    assert "georgiatech_cooking_02_1/imu.npz: missing arrays ['t_ns']" in caplog.text
+    assert "re-run python -m tfds_builders.egoexo4d.aria_imu" in caplog.text
