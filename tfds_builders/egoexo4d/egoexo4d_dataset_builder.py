@@ -122,7 +122,7 @@ class Builder(SegmentBuilder):
             narrators,
         )
         self._root = root
-        self._timesync_cache: dict[tuple[str, str], list[str]] = {}
+        self._timesync_cache: dict[tuple[str, str], list[str | None]] = {}
         self._open_stores(root)
         empty = [s for s in SPLITS if not per_split[s]]
         if empty:
