@@ -22,6 +22,18 @@ _OTHER_TAGS = re.compile(r"#\w+")  # e.g. "#summary"; no meaning to a text encod
 _SPACES = re.compile(r"\s+")
 
 
+# Which narrations/descriptions a builder keeps (``SegmentConfig.narrators``): only those of
+# the camera wearer, who wears the IMU (Ego4D ``#C``, EgoExo4D ``subject == "C"``), or all.
+NARRATOR_POLICIES = ("wearer", "all")
+
+
+def check_narrators(policy: str) -> str:
+    """``policy`` if it is one of ``NARRATOR_POLICIES``; else a ValueError naming the key."""
+    if policy not in NARRATOR_POLICIES:
+        raise ValueError(f"narrators={policy!r}: must be one of {NARRATOR_POLICIES}")
+    return policy
+
+
 def is_camera_wearer(text: str) -> bool:
     """Whether an Ego4D narration describes the camera wearer (``#C``), who wears the IMU."""
     return bool(re.match(r"^\s*#\s*[Cc]\b", text))

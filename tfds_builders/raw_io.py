@@ -88,7 +88,7 @@ def load_npz(f: IO, keys: Sequence[str], *, name: str) -> dict[str, np.ndarray]:
             if missing:
                 raise MalformedFileError(f"{name}: missing arrays {missing} (has {z.files})")
             return {k: np.asarray(z[k]) for k in keys}
-    except (OSError, ValueError, EOFError) as e:
+    except Exception as e:  # zipfile alone raises BadZipFile, NotImplementedError, zlib.error...
         if isinstance(e, MalformedFileError):
             raise
         raise MalformedFileError(f"{name}: not a readable npz ({e})") from e

@@ -95,6 +95,9 @@ class SegmentConfig(tfds.core.BuilderConfig):
         text_encoder: Text encoder that zero-shot evaluation should embed the prompts with
             when the config stores no text embeddings (``info.metadata["text_encoder"]``
             otherwise comes from the store); ``None`` = none.
+        narrators: Which narrations the video datasets keep: ``"wearer"`` (default: only
+            those of the camera wearer, who wears the IMU) or ``"all"``
+            (``narration.NARRATOR_POLICIES``).
     """
 
     text_store: str | None = None
@@ -105,6 +108,7 @@ class SegmentConfig(tfds.core.BuilderConfig):
     class_prompts: tuple[tuple[str, ...], ...] = ()
     text_from_labels: bool | None = None
     text_encoder: str | None = None
+    narrators: str = "wearer"
 
 
 def clip4clip_config() -> SegmentConfig:

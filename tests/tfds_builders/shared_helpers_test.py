@@ -127,3 +127,48 @@ class TestEventWindows:
         assert out[1][1] == pytest.approx(5.0)  # clamped to end at t_max
         with pytest.raises(signal.CoverageError):
             self._stream(t_max=3.0)
+
+
+def test_narrator_policy_is_shared_by_ego4d_and_egoexo4d(tmp_path):
+    """``SegmentConfig.narrators``: "wearer" (default) drops Ego4D ``#O`` narrations and
+    EgoExo4D ``subject == "O"`` descriptions alike; "all" keeps both."""
+    import json
+    import os
+
+    from etils import epath
+
+    import tfds_builders.ego4d as ego4d_pkg
+    from tfds_builders.ego4d import ego4d_meta
+    from tfds_builders.egoexo4d import egoexo_meta
+
+    narr = epath.Path(ego4d_pkg.__file__).parent / "dummy_data/v2/annotations/narration.json"
+    uids = set(json.loads(narr.read_text()))
+    texts = {
+        policy: {
+            n.text for ns in ego4d_meta.load_narrations(narr, uids, policy).values() for n in ns
+        }
+        for policy in narration.NARRATOR_POLICIES
+    }
+    assert "man x talks" in texts["all"] - texts["wearer"]
+    ann = {"annotations": {"t": [{"descriptions": [
+        {"text": "C cuts it.", "timestamp": 1.0, "subject": "C"},
+        {"text": "The man X waves.", "timestamp": 2.0, "subject": "O"},
+    ]}]}}  # fmt: skip
+    path = epath.Path(os.fspath(tmp_path / "a.json"))
+    path.write_text(json.dumps(ann))
+    notes = []
+    kept = {p: egoexo_meta.load_descriptions(path, notes.append, p)["t"] for p in ("wearer", "all")}
+    assert [d.text for d in kept["wearer"]] == ["cuts it"]
+    assert [d.text for d in kept["all"]] == ["cuts it", "the man x waves"]
+    assert notes == ["descriptions_of_others_dropped"]
+    with pytest.raises(ValueError, match="narrators='O'"):
+        narration.check_narrators("O")
+
+
+def test_load_npz_names_a_damaged_zip(tmp_path):
+    buf = io.BytesIO()
+    np.savez(buf, x=np.arange(100.0))
+    data = bytearray(buf.getvalue())
+    data[200] ^= 0xFF  # inside the member: CRC-32 mismatch -> zipfile.BadZipFile
+    with pytest.raises(raw_io.MalformedFileError, match=r"imu\.npz"):
+        raw_io.load_npz(io.BytesIO(bytes(data)), ("x",), name="imu.npz")

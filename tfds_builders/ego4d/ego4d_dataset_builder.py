@@ -69,7 +69,9 @@ class Builder(SegmentBuilder):
             for p in imu_dir.iterdir()
             if p.name.endswith(".csv") and ego4d_meta.is_uid(p.name[: -len(".csv")])
         }
-        narrations = ego4d_meta.load_narrations(narr_path, set(imu_files))
+        narrations = ego4d_meta.load_narrations(
+            narr_path, set(imu_files), self.builder_config.narrators
+        )
         labels = {}
         for uid in sorted(imu_files):
             if uid not in videos:

@@ -220,13 +220,17 @@ def load_videos(path: epath.Path) -> dict[str, dict]:
     return {v["video_uid"]: v for v in meta.get("videos", []) if "video_uid" in v}
 
 
-def load_narrations(path: epath.Path, uids: set[str]) -> dict[str, list[Narration]]:
+def load_narrations(
+    path: epath.Path, uids: set[str], narrators: str = "wearer"
+) -> dict[str, list[Narration]]:
     """Camera-wearer (``#C``) narrations of both passes, cleaned, per video, sorted by time.
 
-    Only ``#C`` narrations are kept, as in IMU2CLIP: the IMU is on the camera wearer, so
-    ``#O`` (someone else) narrations do not describe the IMU signal. Narrations whose cleaned
+    With ``narrators="wearer"`` (default) only ``#C`` narrations are kept, as in IMU2CLIP: the
+    IMU is on the camera wearer, so ``#O`` (someone else) narrations do not describe the IMU
+    signal; ``"all"`` keeps them too (``SegmentConfig.narrators``). Narrations whose cleaned
     text is empty or whose timestamp is missing are dropped.
     """
+    narration.check_narrators(narrators)
     with path.open("rb") as f:
         data = json.load(f)
     out: dict[str, list[Narration]] = {}
@@ -235,7 +239,7 @@ def load_narrations(path: epath.Path, uids: set[str]) -> dict[str, list[Narratio
         for pass_name in ("narration_pass_1", "narration_pass_2"):
             for n in (data.get(uid) or {}).get(pass_name, {}).get("narrations", []) or []:
                 raw, t = n.get("narration_text", ""), n.get("timestamp_sec")
-                if t is None or not narration.is_camera_wearer(raw):
+                if t is None or (narrators == "wearer" and not narration.is_camera_wearer(raw)):
                     continue
                 text = narration.clean_narration(raw)
                 if text:

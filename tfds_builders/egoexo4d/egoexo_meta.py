@@ -5,11 +5,13 @@ from __future__ import annotations
 import collections
 import dataclasses
 import json
+import math
 from collections.abc import Callable
 
 from etils import epath
 
-from tfds_builders import narration, splits
+from tfds_builders import narration, raw_io, splits
+from tfds_builders.egoexo4d import timesync
 
 # The 8 take-level classes of the PRIMUS downstream task, in the reference's index order
 # (P:scripts/construct_egoexo_labels.py:99-108). A take's class is the first class (in this
@@ -120,6 +122,11 @@ class Take:
     duration: float | None
     label: int
     has_participant: bool = False  # takes.json gave a participant_uid
+    capture: str = ""  # capture name: captures/<capture>/timesync.csv
+    timesync_start_idx: int | None = None  # the take's first frame is row start_idx + 1
+    ego_device: str | None = None  # the capture's egocentric Aria camera id, e.g. "aria01"
+    # takes.json's vrs_relative_path (noimagestreams), vrs_all_streams_relative_path, if given
+    vrs_paths: tuple[str, ...] = ()
 
     @property
     def group(self) -> str:
@@ -142,57 +149,145 @@ def take_class(take_name: str) -> int:
     return -1
 
 
+def _load_json(path: epath.Path):
+    """``json.load`` with errors that name the file."""
+    try:
+        with path.open("rb") as f:
+            return json.load(f)
+    except (ValueError, UnicodeDecodeError) as e:  # JSONDecodeError is a ValueError
+        raise raw_io.MalformedFileError(f"{path}: not valid JSON ({e})") from e
+
+
+def _ego_device(record: dict) -> str | None:
+    """The egocentric Aria camera (``capture.cameras[].is_ego``), e.g. ``"aria01"``."""
+    cameras = (record.get("capture") or {}).get("cameras") or []
+    for cam in cameras if isinstance(cameras, list) else []:
+        if (
+            isinstance(cam, dict)
+            and cam.get("is_ego")
+            and str(cam.get("cam_id", "")).startswith("aria")
+        ):
+            return str(cam["cam_id"])
+    return None
+
+
 def load_takes(path: epath.Path) -> dict[str, Take]:
     """``{take_uid: Take}`` from ``takes.json`` (a list of take records).
 
     ``participant_uid`` (an integer, e.g. 657) is the take's camera wearer, per the Ego-Exo4D
     metadata documentation (https://docs.ego-exo4d-data.org/data/metadata, "Takes"; the same
-    ids index ``participants.json``).
+    ids index ``participants.json``). ``timesync_start_idx`` and ``capture.capture_name`` locate
+    the take in its capture's ``timesync.csv`` (same page; README "Time base").
+
+    Raises:
+        raw_io.MalformedFileError: naming the file and the record, on a wrong structure.
     """
-    with path.open("rb") as f:
-        raw = json.load(f)
+    raw = _load_json(path)
     records = raw.get("takes", []) if isinstance(raw, dict) else raw
+    if not isinstance(records, list):
+        raise raw_io.MalformedFileError(f"{path}: expected a list of takes")
     out = {}
-    for r in records:
-        if "take_uid" not in r or "take_name" not in r:
+    for i, r in enumerate(records):
+        if not isinstance(r, dict) or "take_uid" not in r or "take_name" not in r:
             continue
-        participant = r.get("participant_uid")
-        duration = r.get("duration_sec")
-        out[r["take_uid"]] = Take(
-            uid=r["take_uid"],
-            name=r["take_name"],
-            subject=f"participant_{participant}" if participant is not None else r["take_uid"],
-            take_dir=r.get("root_dir") or f"takes/{r['take_name']}",
-            duration=float(duration) if duration is not None else None,
-            label=take_class(r["take_name"]),
-            has_participant=participant is not None,
-        )
+        try:
+            participant = r.get("participant_uid")
+            duration = r.get("duration_sec")
+            start_idx = r.get("timesync_start_idx")
+            capture = (r.get("capture") or {}).get("capture_name")
+            name = str(r["take_name"])
+            out[str(r["take_uid"])] = Take(
+                uid=str(r["take_uid"]),
+                name=name,
+                subject=f"participant_{participant}"
+                if participant is not None
+                else str(r["take_uid"]),
+                take_dir=str(r.get("root_dir") or f"takes/{name}"),
+                duration=float(duration) if duration is not None else None,
+                label=take_class(name),
+                has_participant=participant is not None,
+                capture=timesync.capture_name(name, capture),
+                timesync_start_idx=int(start_idx) if start_idx is not None else None,
+                ego_device=_ego_device(r),
+                vrs_paths=tuple(
+                    str(r[k])
+                    for k in ("vrs_relative_path", "vrs_all_streams_relative_path")
+                    if r.get(k)
+                ),
+            )
+        except (TypeError, ValueError, AttributeError) as e:
+            raise raw_io.MalformedFileError(f"{path}: take record {i}: {e}") from e
     return out
 
 
-def load_descriptions(
-    path: epath.Path, on_empty: Callable[[], None]
-) -> dict[str, list[Description]]:
-    """First annotator's cleaned descriptions per take, sorted by time (stable).
+def description_subject(d: dict) -> str:
+    """``"C"`` (camera wearer) or ``"O"``: the ``subject`` field (``narration_subject`` in the
+    docs' sample); when absent, ``"C"`` if the text starts with the wearer's token ``C``."""
+    subject = d.get("subject", d.get("narration_subject"))
+    if subject in ("C", "O"):
+        return subject
+    return "C" if str(d.get("text") or "").lstrip().startswith("C ") else "O"
 
-    Only the first annotator's list is used, as in the reference (``narr[0]``): the
-    annotators describe the same actions, so adding the others would mostly duplicate windows.
+
+def first_accepted(per_annotator: list) -> dict | None:
+    """The first annotation whose ``rejected`` is not true (docs: "whether the annotation job
+    was rejected"), or ``None``."""
+    for a in per_annotator:
+        if isinstance(a, dict) and not a.get("rejected"):
+            return a
+    return None
+
+
+def load_descriptions(
+    path: epath.Path, note: Callable[[str], None], narrators: str = "wearer"
+) -> dict[str, list[Description]]:
+    """Cleaned descriptions of each take's first non-rejected annotation, sorted by time.
+
+    One annotation per take, as in the reference (``narr[0]``), but skipping rejected ones
+    (``rejected: true``; the reference took the first regardless). ``narrators="wearer"`` keeps
+    only ``subject == "C"`` (the IMU is on the camera wearer; the Ego4D builder likewise drops
+    ``#O``), ``"all"`` keeps every description. Takes whose annotations are all rejected are
+    left out. ``note(what)`` counts ``takes_first_annotation_rejected``,
+    ``takes_all_annotations_rejected``, ``descriptions_of_others_dropped`` and
+    ``empty_descriptions`` (no text, or no finite timestamp).
+
+    Raises:
+        raw_io.MalformedFileError: naming the file, on a wrong structure.
     """
-    with path.open("rb") as f:
-        raw = json.load(f)
+    narration.check_narrators(narrators)
+    raw = _load_json(path)
+    annotations = raw.get("annotations") if isinstance(raw, dict) else None
+    if not isinstance(annotations, dict):
+        raise raw_io.MalformedFileError(f"{path}: no 'annotations' object")
     out: dict[str, list[Description]] = {}
-    for take_uid, per_annotator in (raw.get("annotations") or {}).items():
-        if not per_annotator:
+    for take_uid, per_annotator in annotations.items():
+        if not per_annotator or not isinstance(per_annotator, list):
             continue
+        chosen = first_accepted(per_annotator)
+        if chosen is not per_annotator[0]:
+            note("takes_first_annotation_rejected")
+        if chosen is None:
+            note("takes_all_annotations_rejected")
+            continue
+        descriptions = chosen.get("descriptions") or []
+        if not isinstance(descriptions, list):
+            raise raw_io.MalformedFileError(f"{path}: {take_uid}: 'descriptions' is not a list")
         items = []
-        for d in per_annotator[0].get("descriptions") or []:
-            text = narration.clean_narration(d.get("text") or "")
-            t = d.get("timestamp")
-            if not text or t is None:
-                on_empty()
+        for d in descriptions:
+            if not isinstance(d, dict):
+                note("empty_descriptions")
                 continue
-            items.append(Description(float(t), text))
-        out[take_uid] = sorted(items, key=lambda d: d.t)
+            if narrators == "wearer" and description_subject(d) != "C":
+                note("descriptions_of_others_dropped")
+                continue
+            text = narration.clean_narration(str(d.get("text") or ""))
+            t = d.get("timestamp")
+            t = float(t) if isinstance(t, (int, float)) and not isinstance(t, bool) else math.nan
+            if not text or not math.isfinite(t):
+                note("empty_descriptions")
+                continue
+            items.append(Description(t, text))
+        out[str(take_uid)] = sorted(items, key=lambda d: d.t)
     return out
 
 
