@@ -114,7 +114,10 @@ class Builder(SegmentBuilder):
             for p in imu_dir.iterdir()
             if p.name.endswith(".csv") and ego4d_meta.is_uid(p.name[: -len(".csv")])
         }
-        narrations = ego4d_meta.load_narrations(narr_path, set(imu_files))
+        try:
+            narrations = ego4d_meta.load_narrations(narr_path, set(imu_files))
+        except (AttributeError, TypeError, ValueError) as e:  # a damaged or foreign file
+            raise ValueError(f"{narr_path}: unexpected content ({e})") from e
         labels, subjects = {}, {}
         for uid in sorted(imu_files):
             video = videos.get(uid)
@@ -253,6 +256,11 @@ class Builder(SegmentBuilder):
                 if status != "ok":
                     self.stats.skip(
                         split, f"narration_{status}", f"{uid} narration at {narr.t:.2f} s"
+                    )
+                    continue
+                if not np.isfinite(win.astype(np.float32)).all():  # e.g. 1e300 in a cell
+                    self.stats.skip(
+                        split, "window_nonfinite", f"{self._imu_files[uid]} at {start_s:.2f} s"
                     )
                     continue
                 n_written += 1

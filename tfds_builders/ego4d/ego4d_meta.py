@@ -318,11 +318,33 @@ def participant(video: dict) -> str | None:
         return None
 
 
+def _load_json(path: epath.Path):
+    """``json.load`` whose errors name the file (damaged downloads are common)."""
+    try:
+        with path.open("rb") as f:
+            return json.load(f)
+    except (ValueError, UnicodeDecodeError) as e:  # JSONDecodeError is a ValueError
+        raise ValueError(f"{path}: not valid JSON ({e})") from e
+
+
 def load_videos(path: epath.Path) -> dict[str, dict]:
     """``{video_uid: video record}`` from ``ego4d.json``."""
-    with path.open("rb") as f:
-        meta = json.load(f)
-    return {v["video_uid"]: v for v in meta.get("videos", []) if "video_uid" in v}
+    meta = _load_json(path)
+    videos = meta.get("videos") if isinstance(meta, dict) else None
+    if not isinstance(videos, list):
+        raise ValueError(f"{path}: no 'videos' list (ego4d.json schema)")
+    out = {}
+    for v in videos:
+        if isinstance(v, dict) and isinstance(v.get("video_uid"), str):
+            scenarios = v.get("scenarios")
+            if scenarios is not None and not (
+                isinstance(scenarios, list) and all(isinstance(x, str) for x in scenarios)
+            ):
+                raise ValueError(
+                    f"{path}: video {v['video_uid']}: 'scenarios' is not a list of str"
+                )
+            out[v["video_uid"]] = v
+    return out
 
 
 def load_narrations(path: epath.Path, uids: set[str]) -> dict[str, list[Narration]]:
@@ -332,8 +354,7 @@ def load_narrations(path: epath.Path, uids: set[str]) -> dict[str, list[Narratio
     ``#O`` (someone else) narrations do not describe the IMU signal. Narrations whose cleaned
     text is empty or whose timestamp is missing are dropped.
     """
-    with path.open("rb") as f:
-        data = json.load(f)
+    data = _load_json(path)
     out: dict[str, list[Narration]] = {}
     for uid in uids:
         items = []

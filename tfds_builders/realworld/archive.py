@@ -173,13 +173,13 @@ def _walk(root: epath.Path, max_depth: int) -> Iterator[epath.Path]:
             yield from _walk(p, max_depth - 1)
 
 
-def _archive_subjects(path: epath.Path) -> dict[int, ZipFolder]:
-    """``{proband: ZipFolder}`` of an unextracted archive (``{}`` if it is not one)."""
+def _archive_subjects(path: epath.Path) -> dict[int, ZipFolder] | None:
+    """``{proband: ZipFolder}`` of an unextracted archive; ``None`` if it is not a readable zip."""
     try:
         with path.open("rb") as f, zipfile.ZipFile(f) as zf:
             names = zf.namelist()
     except (zipfile.BadZipFile, OSError, EOFError, ValueError):
-        return {}
+        return None
     out: dict[int, ZipFolder] = {}
     for name in sorted(names):
         m = _MEMBER_PROBAND.search(name)
@@ -194,21 +194,34 @@ def find_subjects(root: epath.Path) -> dict[int, epath.Path | ZipFolder]:
     ``proband<N>`` directories at depth ≤ 4 win; without any, the first unextracted archive
     (``root`` itself if it is a zip file, else a ``*.zip`` at depth ≤ 2 that is not a sensor
     zip) holding ``proband<N>/`` members gives ``ZipFolder``s.
+
+    Raises:
+        ValueError: If no proband is found and an archive there cannot be read (naming it),
+            rather than silently ignoring a damaged download.
     """
-    if root.is_file():
-        return dict(_archive_subjects(root))
+    candidates = [root] if root.is_file() else []
     out: dict[int, epath.Path | ZipFolder] = {}
-    for p in _walk(root, max_depth=4):
-        m = _PROBAND.match(p.name)
-        if m and p.is_dir():
-            out.setdefault(int(m.group(1)), p)
-    if out:
-        return out
-    for p in _walk(root, max_depth=2):
-        if p.name.lower().endswith(".zip") and not _is_sensor_zip(p.name) and p.is_file():
-            found = _archive_subjects(p)
-            if found:
-                return dict(found)
+    if not candidates:
+        for p in _walk(root, max_depth=4):
+            m = _PROBAND.match(p.name)
+            if m and p.is_dir():
+                out.setdefault(int(m.group(1)), p)
+        if out:
+            return out
+        candidates = [
+            p
+            for p in _walk(root, max_depth=2)
+            if p.name.lower().endswith(".zip") and not _is_sensor_zip(p.name) and p.is_file()
+        ]
+    unreadable = []
+    for p in candidates:
+        found = _archive_subjects(p)
+        if found is None:
+            unreadable.append(str(p))
+        elif found:
+            return dict(found)
+    if unreadable:
+        raise ValueError(f"realworld: no proband<N>/ found; unreadable zip archive(s) {unreadable}")
     return out
 
 

@@ -291,6 +291,9 @@ class Builder(SegmentBuilder):
         if len(starts) < n_total:
             self.stats.skip(split, "window_across_gap", recording, n=n_total - len(starts))
         for s, w in zip(starts, wins):
+            if not np.isfinite(w.astype(np.float32)).all():  # e.g. 1e300 in a cell
+                self.stats.skip(split, "window_nonfinite", f"{where} at {s / RATE_HZ:.2f} s")
+                continue
             yield self._example(
                 split,
                 imu=w,

@@ -10,6 +10,7 @@ import pytest
 
 import tfds_builders.ego4d as ego4d_pkg
 from primus_jax.data import signal
+from tests.support import fuzz
 from tfds_builders import segment_format, testing_utils
 from tfds_builders.ego4d import ego4d_dataset_builder as e4
 from tfds_builders.ego4d import ego4d_meta
@@ -310,3 +311,60 @@ def test_metadata_prompts(built):
     assert len(meta["class_prompts"]) == len(meta["label_names"]) == 10
     assert meta["class_prompts"][7][0] == "Practicing a musical instrument"  # reference order
     assert meta["text_from_labels"] is False  # narrations are written by annotators
+
+
+FUZZ_FILES = [
+    "ego4d.json",
+    "v2/annotations/narration.json",
+    "v2/imu/cook-1.csv",
+    "v2/imu/walk-0.csv",
+    "v2/imu/amb-0.csv",
+    "v2/imu/build-0.csv",
+]
+FUZZ_CASES = 20
+
+
+def _skip_counts(events: dict) -> collections.Counter:
+    out = collections.Counter()
+    for ev in events.values():
+        out.update({k: n for k, n in ev.items() if k.startswith("skipped_")})
+    return out
+
+
+def _skips(events: dict) -> int:
+    return sum(_skip_counts(events).values())
+
+
+def test_fuzzed_inputs_are_skipped_or_named(built, tmp_path):
+    """Seeded corruptions of the raw files: skipped and counted, or an error naming the file."""
+    base_builder, base = built
+    n_base = sum(len(v) for v in base.values())
+    base_events = base_builder.info.metadata["build_stats"]["events"]
+    base_skips = _skips(base_events)
+    manual = testing_utils.copy_tree(DUMMY, tmp_path / "manual")
+    outcomes, reasons = collections.Counter(), collections.Counter()
+    for i, (rel, mutation, seed) in enumerate(fuzz.cases(FUZZ_FILES, fuzz.MUTATIONS, FUZZ_CASES)):
+        path = os.path.join(manual, rel)
+        with open(path, "rb") as f:
+            original = f.read()
+        fuzz.corrupt_file(path, mutation, seed)
+        data_dir = tmp_path / f"d{i}"
+        try:
+            outcome, builder = fuzz.check_outcome(
+                lambda d=data_dir: testing_utils.build(e4.Builder, d, manual), path
+            )
+        finally:
+            with open(path, "wb") as f:
+                f.write(original)
+        outcomes[outcome] += 1
+        if outcome == "error":
+            print(f"ego4d fuzz {rel} {mutation}: {builder[-160:]}")
+            continue
+        exs = [ex for s in builder.info.splits for ex in testing_utils.read_split(builder, s)]
+        assert all(np.isfinite(ex["imu"]).all() for ex in exs), (rel, mutation)
+        events = builder.info.metadata["build_stats"]["events"]
+        if len(exs) < n_base:  # windows lost (a shorter file may also just move one): counted
+            assert _skips(events) > base_skips, (rel, mutation, events)
+        reasons.update(_skip_counts(events) - _skip_counts(base_events))
+    print(f"ego4d fuzz: {dict(outcomes)}; extra skips by reason {dict(reasons)}")
+    assert outcomes["ok"] and sum(outcomes.values()) == FUZZ_CASES

@@ -1,5 +1,6 @@
 """Builds realworld from dummy_data (archive layout, nested zips and broken files)."""
 
+import collections
 import io
 import os
 import zipfile
@@ -11,6 +12,7 @@ from etils import epath
 
 import tfds_builders.realworld as realworld_pkg
 from primus_jax.data import signal
+from tests.support import fuzz
 from tfds_builders import testing_utils
 from tfds_builders.realworld import archive
 from tfds_builders.realworld import realworld_dataset_builder as rw
@@ -238,3 +240,82 @@ def test_metadata_prompts(built):
     ]
     assert all(len(p) == 9 for p in meta["class_prompts"])
     assert meta["text_from_labels"] is False
+
+
+_P = "realworld2016_dataset/"
+FUZZ_ZIPS = [  # whole zips: byte-level damage
+    _P + "proband1/data/acc_walking_csv.zip",
+    _P + "proband1/data/gyr_sitting_csv.zip",
+    _P + "proband7/data/acc_climbingup_csv.zip",
+    "zipped/realworld2016_dataset.zip",
+]
+FUZZ_CSVS = [  # CSV files and CSV members of zips ("zip!member"): every mutation
+    _P + "proband3/data/acc_walking_head.csv",
+    _P + "proband4/data/acc_walking_csv.zip!acc_walking_2_head.csv",
+    _P + "proband1/data/gyr_walking_csv.zip!Gyroscope_walking_head.csv",
+    _P + "proband2/data/acc_climbingdown_csv.zip!acc_climbingdown_2_head.csv",
+]
+
+
+def _corrupt_member(zip_path: str, member: str, mutation: str, seed: int) -> None:
+    with zipfile.ZipFile(zip_path) as zf:
+        items = [(info, zf.read(info)) for info in zf.infolist()]
+    with zipfile.ZipFile(zip_path, "w") as zf:
+        for info, data in items:
+            if info.filename == member:
+                data = fuzz.MUTATIONS[mutation](data, np.random.default_rng(seed))
+            zf.writestr(info, data)
+
+
+def _skip_counts(events: dict) -> collections.Counter:
+    out = collections.Counter()
+    for ev in events.values():
+        out.update({k: n for k, n in ev.items() if k.startswith("skipped_")})
+    return out
+
+
+def _total(events: dict) -> int:
+    return sum(n for ev in events.values() for n in ev.values())
+
+
+def test_fuzzed_inputs_are_skipped_or_named(built, tmp_path):
+    """Seeded corruptions of files, zips and zip members: skipped and counted, or an error
+    naming the file; the unextracted archive is fuzzed through the zipped manual dir."""
+    base_builder, base = built
+    n_base = sum(len(v) for v in base.values())
+    base_events = base_builder.info.metadata["build_stats"]["events"]
+    manual = testing_utils.copy_tree(DUMMY, tmp_path / "manual")
+    cases = fuzz.cases(FUZZ_ZIPS, fuzz.BINARY_MUTATIONS, 6, seed=1)
+    cases += fuzz.cases(FUZZ_CSVS, fuzz.MUTATIONS, 8, seed=2)
+    outcomes, reasons = collections.Counter(), collections.Counter()
+    for i, (rel, mutation, seed) in enumerate(cases):
+        path, _, member = os.path.join(manual, rel).partition("!")
+        with open(path, "rb") as f:
+            original = f.read()
+        if member:
+            _corrupt_member(path, member, mutation, seed)
+        else:
+            fuzz.corrupt_file(path, mutation, seed)
+        source = os.path.join(manual, "zipped") if rel.startswith("zipped/") else manual
+        data_dir = tmp_path / f"d{i}"
+        try:
+            outcome, builder = fuzz.check_outcome(
+                lambda d=data_dir, m=source: testing_utils.build(rw.Builder, d, m), path
+            )
+        finally:
+            with open(path, "wb") as f:
+                f.write(original)
+        outcomes[outcome] += 1
+        if outcome == "error":
+            print(f"realworld fuzz {rel} {mutation}: {builder[-200:]}")
+            continue
+        exs = [ex for s in builder.info.splits for ex in testing_utils.read_split(builder, s)]
+        assert all(np.isfinite(ex["imu"]).all() for ex in exs), (rel, mutation)
+        events = builder.info.metadata["build_stats"]["events"]
+        # Windows lost are counted (a skip or a dropped-row note), unless the file was only
+        # cut short: a truncated but well-formed CSV is a shorter recording.
+        if len(exs) < n_base and mutation != "truncate":
+            assert _total(events) > _total(base_events), (rel, mutation, events)
+        reasons.update(_skip_counts(events) - _skip_counts(base_events))
+    print(f"realworld fuzz: {dict(outcomes)}; extra skips by reason {dict(reasons)}")
+    assert outcomes["ok"] and sum(outcomes.values()) == len(cases)
