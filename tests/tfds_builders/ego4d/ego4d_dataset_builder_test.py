@@ -368,3 +368,17 @@ def test_fuzzed_inputs_are_skipped_or_named(built, tmp_path):
         reasons.update(_skip_counts(events) - _skip_counts(base_events))
     print(f"ego4d fuzz: {dict(outcomes)}; extra skips by reason {dict(reasons)}")
     assert outcomes["ok"] and sum(outcomes.values()) == FUZZ_CASES
+
+
+def test_all_null_timestamps_are_a_counted_rejection(tmp_path):
+    """The docs allow NULL canonical times; a file with only NULLs is rejected, not a crash."""
+    manual = testing_utils.copy_tree(DUMMY, tmp_path / "manual")
+    path = os.path.join(manual, "v2", "imu", "cook-1.csv")
+    with open(path, encoding="ascii") as f:
+        lines = f.read().splitlines()
+    rows = [line.split(",") for line in lines[1:]]
+    with open(path, "w", encoding="ascii") as f:
+        f.write("\n".join([lines[0]] + [",".join([r[0], "", "", *r[3:]]) for r in rows]) + "\n")
+    builder = testing_utils.build(e4.Builder, tmp_path / "data", manual)
+    merged = _merged(builder.info.metadata["build_stats"]["events"])
+    assert merged["skipped_imu_no_usable_rows"] == 2  # cook-1's two narrations

@@ -319,3 +319,17 @@ def test_fuzzed_inputs_are_skipped_or_named(built, tmp_path):
         reasons.update(_skip_counts(events) - _skip_counts(base_events))
     print(f"realworld fuzz: {dict(outcomes)}; extra skips by reason {dict(reasons)}")
     assert outcomes["ok"] and sum(outcomes.values()) == len(cases)
+
+
+def test_all_empty_times_are_a_counted_skip(tmp_path):
+    manual = testing_utils.copy_tree(DUMMY, tmp_path / "manual")
+    path = os.path.join(manual, _P, "proband3", "data", "acc_walking_head.csv")
+    with open(path, encoding="ascii") as f:
+        lines = f.read().splitlines()
+    with open(path, "w", encoding="ascii") as f:
+        rows = [line.split(",") for line in lines[1:]]
+        f.write("\n".join([lines[0]] + [",".join([r[0], "", *r[2:]]) for r in rows]) + "\n")
+    builder = testing_utils.build(rw.Builder, tmp_path / "data", manual)
+    events = builder.info.metadata["build_stats"]["events"]["test"]
+    assert events["skipped_unusable_recording"] == 1
+    assert builder.info.splits["test"].num_examples == 4  # lying only
