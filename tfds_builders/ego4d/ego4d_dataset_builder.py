@@ -30,7 +30,7 @@ _RATE_RANGE_HZ = (20.0, 2000.0)
 _TIME = "canonical_timestamp_ms"  # milliseconds on the canonical video's timeline
 _CHANNELS = ("accl_x", "accl_y", "accl_z", "gyro_x", "gyro_y", "gyro_z")
 _ALIASES = {c: (c.replace("accl", "acc"),) for c in _CHANNELS[:3]}
-SPLIT_SCHEMES = ("participant", "reference")
+SPLIT_SCHEMES = ("participant", "video", "reference")
 # Bins of the per-file median |acc| logged after each split: below, inside and between the
 # two accepted ranges of signal.guess_acc_unit (g: [0.5, 2], m/s²: [5, 20]).
 ACC_NORM_EDGES = (0.0, 0.5, 2.0, 5.0, 20.0, float("inf"))
@@ -45,8 +45,9 @@ class Ego4DConfig(segment_format.SegmentConfig):
             (substring match, the builder's rule before 1.1.0); see
             ``ego4d_meta.scenario_class``.
         split: ``"participant"``: participant-disjoint 60/10/30 (``fb_participant_id``;
-            videos without one are their own group), stratified by label. ``"reference"``:
-            the reference's 80/10/10 video split, seed 42 (``ego4d_meta.reference_split``).
+            videos without one are their own group), stratified by label. ``"video"``: the
+            same over videos (the split before 1.1.0). ``"reference"``: the reference's
+            80/10/10 video split, seed 42 (``ego4d_meta.reference_split``).
     """
 
     scenario_rule: str = "reference"
@@ -156,6 +157,8 @@ class Builder(SegmentBuilder):
         if scheme == "reference":
             ref = ego4d_meta.reference_split(list(videos.values()))
             return {uid: ref[uid] for uid in labels if uid in ref}
+        if scheme == "video":
+            return splits.assign_groups(labels, SPLIT_FRACTIONS, _SALT)
         # Participant-disjoint: a participant's stratum is their most common label.
         by_group = collections.defaultdict(collections.Counter)
         for uid, label in labels.items():

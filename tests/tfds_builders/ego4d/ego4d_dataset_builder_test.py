@@ -7,11 +7,12 @@ import os
 
 import numpy as np
 import pytest
+from etils import epath
 
 import tfds_builders.ego4d as ego4d_pkg
 from primus_jax.data import signal
 from tests.support import fuzz
-from tfds_builders import segment_format, testing_utils
+from tfds_builders import segment_format, splits, testing_utils
 from tfds_builders.ego4d import ego4d_dataset_builder as e4
 from tfds_builders.ego4d import ego4d_meta
 
@@ -382,3 +383,21 @@ def test_all_null_timestamps_are_a_counted_rejection(tmp_path):
     builder = testing_utils.build(e4.Builder, tmp_path / "data", manual)
     merged = _merged(builder.info.metadata["build_stats"]["events"])
     assert merged["skipped_imu_no_usable_rows"] == 2  # cook-1's two narrations
+
+
+def test_video_split_option_matches_the_pre_1_1_split(tmp_path):
+    config = e4.Ego4DConfig(name="raw_video", split="video")
+    builder = testing_utils.build(e4.Builder, tmp_path, DUMMY, config=config)
+    got = {
+        ex["recording"]: s
+        for s in builder.info.splits
+        for ex in testing_utils.read_split(builder, s)
+    }
+    labels, videos = {}, ego4d_meta.load_videos(epath.Path(DUMMY) / "ego4d.json")
+    for uid in sorted(f[: -len(".csv")] for f in os.listdir(os.path.join(DUMMY, "v2", "imu"))):
+        video = videos.get(uid)
+        labels[uid] = ego4d_meta.scenario_class(video["scenarios"])[0] if video else -1
+    want = splits.assign_groups(labels, e4.SPLIT_FRACTIONS, "ego4d/v1")  # video-level, as 1.0.0
+    assert got == {u: want[u] for u in got} and set(got.values()) == {"train", "val", "test"}
+    assert got["cook-0"] != got["cook-1"]  # one participant, two splits: videos only
+    assert builder.info.metadata["split"] == "video"
