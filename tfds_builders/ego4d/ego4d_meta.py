@@ -281,7 +281,9 @@ def reference_split(videos: list[dict]) -> dict[str, str]:
     try:
         from sklearn.model_selection import train_test_split
     except ImportError as e:  # pragma: no cover - sklearn is in the test env
-        raise ImportError("ego4d config split='reference' needs scikit-learn") from e
+        raise ImportError(
+            "ego4d config split='reference' needs scikit-learn (pip install scikit-learn)"
+        ) from e
     class2video: dict[int, list[str]] = {}
     for v in videos:
         ref = reference_scenario(v.get("scenarios") or [])
