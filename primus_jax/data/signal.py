@@ -108,7 +108,7 @@ def clean_timestamps(t: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarr
     if reordered:
         order = np.argsort(t, kind="stable")
         t, x = t[order], x[order]
-    keep = np.concatenate([[True], np.diff(t) > 0])
+    keep = np.concatenate([[True], np.diff(t) > 0])[: t.shape[0]]  # t may be empty
     t, x = t[keep], x[keep]
     report = CleanReport(n_in, int(n_in - finite.sum()), int((~keep).sum()), reordered)
     if t.shape[0] < 2:

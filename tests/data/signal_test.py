@@ -197,3 +197,13 @@ class TestUnits:
         np.testing.assert_array_equal(got[0], [3, 4, 5, 0, 1, 2])
         with pytest.raises(ValueError, match="permutation"):
             signal.reorder_channels(x, "ax,ay,az,gx,gy,gx")
+
+
+def test_clean_timestamps_all_rows_nonfinite_is_a_value_error():
+    # e.g. an Ego4D CSV whose canonical_timestamp_ms are all NULL: a clear ValueError, not an
+    # IndexError from the empty duplicate mask.
+    t = np.full(5, np.nan)
+    with pytest.raises(
+        ValueError, match=r"only 0 usable samples of 5 after cleaning \(5 non-finite"
+    ):
+        signal.clean_timestamps(t, np.ones((5, 3)))

@@ -16,6 +16,19 @@ accl_x, accl_y, accl_z`` (m/s², rad/s; one video in g).
   shuffled and repeated rows, and no IMU between 5 s and 7 s (a narration there is skipped).
 - ``bad-0``: CSV without accelerometer columns (skipped); ``orphan-0``: IMU but not in
   ego4d.json and no narrations (skipped); ``noimu-0``: narrations but no IMU file.
+- Scenario near misses, each one video with IMU and one narration at 4 s, unlabelled by the
+  reference rule and labelled by the keyword rule: ``farmmkt-0`` "Farmers market" (farmer),
+  ``listen-0`` "Listening to music" (music), ``dog-0`` "Walking the dog / pet" (walking),
+  ``resto-0`` "Eating at a restaurant" (eating); ``multi-0`` ["Cooking", "Baker"] (two
+  scenarios: unlabelled by the reference, cooking by keyword).
+- ``build-0``: the construction scenario, whose official name holds a newline (class 9).
+- ``sample-0``: IMU like the Ego4D docs' published sample (~201 Hz, accl_y == accl_z,
+  |acc| ~2.7): rejected for its norm. ``noacc-0``: accelerometer cells empty (rejected).
+- ``fb_participant_id``: cook-0 and cook-1 share participant 1; the others have their own
+  (amb-0 and the near misses have none).
+- ``pad-*``: metadata-only videos (no IMU), so that the reference's stratified 80/10/10 split
+  has at least 10 videos in each of its classes present (Cooking, Eating, Walking on street,
+  construction), as the real ego4d.json has thousands of videos without IMU.
 """
 
 from __future__ import annotations
@@ -27,6 +40,10 @@ import sys
 import numpy as np
 
 G = 9.80665
+CONSTRUCTION = (
+    "jobs related to construction/renovation company\n"
+    "(Director of work, tiler, plumber, Electrician, Handyman, etc)"
+)
 HEADER = (
     "component_idx,component_timestamp_ms,canonical_timestamp_ms,"
     "gyro_x,gyro_y,gyro_z,accl_x,accl_y,accl_z"
@@ -47,8 +64,8 @@ def _imu(rng, seconds, rate, moving=False):
 def _csv(t, acc, gyro, header=HEADER):
     lines = [header]
     for ti, g, a in zip(t, gyro, acc):
-        ms = "nan" if np.isnan(ti) else f"{ti * 1000:.3f}"
-        vals = ",".join(f"{v:.5f}" for v in (*g, *a))
+        ms = "" if np.isnan(ti) else f"{ti * 1000:.3f}"  # NULL canonical times: empty cells
+        vals = ",".join("" if np.isnan(v) else f"{v:.5f}" for v in (*g, *a))
         lines.append(f"0,{ms},{ms},{vals}")
     return "\n".join(lines) + "\n"
 
@@ -114,6 +131,43 @@ def main(out_dir: str) -> None:
     csvs["orphan-0"] = _csv(*_imu(rng, 6, 50))
     videos.append({"video_uid": "noimu-0", "scenarios": ["Eating"], "duration_sec": 10.0})
     narrations["noimu-0"] = {"narration_pass_1": {"narrations": [_narr(3.0, "#C C eats", "n")]}}
+
+    near_misses = {
+        "farmmkt-0": "Farmers market",
+        "listen-0": "Listening to music",
+        "dog-0": "Walking the dog / pet",
+        "resto-0": "Eating at a restaurant",
+    }
+    for uid, scenario in near_misses.items():
+        videos.append({"video_uid": uid, "scenarios": [scenario], "duration_sec": 10.0})
+    videos.append({"video_uid": "multi-0", "scenarios": ["Cooking", "Baker"], "duration_sec": 10})
+    for uid in (*near_misses, "multi-0"):
+        csvs[uid] = _csv(*_imu(rng, 10, 50, moving=True))
+        narrations[uid] = {"narration_pass_1": {"narrations": [_narr(4.0, "#C C moves", uid)]}}
+    videos.append({"video_uid": "build-0", "scenarios": [CONSTRUCTION], "duration_sec": 10.0})
+    csvs["build-0"] = _csv(*_imu(rng, 10, 50, moving=True))
+    narrations["build-0"] = {"narration_pass_1": {"narrations": [_narr(6.0, "#C C tiles", "t")]}}
+
+    # The docs' sample rows: 4.975 ms apart, accl_y == accl_z, |acc| ~ 2.7.
+    videos.append({"video_uid": "sample-0", "scenarios": ["Cooking"], "duration_sec": 10.0})
+    t = np.arange(2000) * 4.975124378109452e-3
+    acc = np.tile([-2.278, -1.031, -1.031], (len(t), 1)) + rng.normal(0, 0.02, (len(t), 1))
+    csvs["sample-0"] = _csv(t, acc, rng.normal(0, 0.02, (len(t), 3)))
+    narrations["sample-0"] = {"narration_pass_1": {"narrations": [_narr(3.0, "#C C x", "s")]}}
+    videos.append({"video_uid": "noacc-0", "scenarios": ["Cooking"], "duration_sec": 10.0})
+    t, acc, gyro = _imu(rng, 10, 50)
+    csvs["noacc-0"] = _csv(t, np.full_like(acc, np.nan), gyro)
+    narrations["noacc-0"] = {"narration_pass_1": {"narrations": [_narr(3.0, "#C C y", "m")]}}
+
+    participants = {"cook-0": 1, "cook-1": 1, "cook-2": 2, "cook-3": 3, "cook-4": 4}
+    participants.update({"walk-0": 5, "bad-0": 6, "build-0": 7, "sample-0": 8, "noacc-0": 9})
+    for v in videos:
+        v["fb_participant_id"] = participants.get(v["video_uid"])
+    pads = {"Cooking": 4, "Eating": 10, "Walking on street": 10, CONSTRUCTION: 10}
+    for scenario, n in pads.items():
+        for i in range(n):
+            uid = f"pad-{scenario[:4].lower()}-{i}"
+            videos.append({"video_uid": uid, "scenarios": [scenario], "duration_sec": 60.0})
 
     for uid, text in csvs.items():
         with open(os.path.join(imu_dir, f"{uid}.csv"), "w", encoding="ascii", newline="\n") as f:

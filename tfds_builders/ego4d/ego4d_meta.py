@@ -24,8 +24,8 @@ from etils import epath
 from tfds_builders import narration
 
 # The 10 downstream classes of the PRIMUS Ego4D evaluation, in its order. A video's class
-# comes from the Ego4D scenario names in ego4d.json (videos[*].scenarios): a scenario matches
-# a class when it contains one of the class's keywords (case-insensitive).
+# comes from the Ego4D scenario names in ego4d.json (videos[*].scenarios), by the reference's
+# exact single-scenario rule (scenario_class, rule="reference") or by keywords ("keyword").
 SCENARIO_CLASSES = (
     "carpentry",
     "cleaning",
@@ -172,6 +172,31 @@ SCENARIO_KEYWORDS = {
     "walking": ("walking",),
     "construction": ("construction",),
 }
+# The reference's 15 scenario names (Nokia-Bell-Labs/pretrained-imu-encoders, first commit
+# 6a983a5, scripts/construct_ego_labels.py `label_map`), verbatim; the construction name holds
+# a newline, as in Ego4D's scenario table (facebookresearch/Ego4d,
+# ego4d/internal/validation/standard_metadata/ego4d/scenario.csv, id 97). custom_split_ego.py
+# then drops 0, 3, 6, 9, 11 and renumbers the other ten to SCENARIO_CLASSES' order.
+REFERENCE_SCENARIOS = (
+    "Car mechanic",
+    "Carpenter",
+    "Cleaning / laundry",
+    "Clothes, other shopping",
+    "Cooking",
+    "Crafting/knitting/sewing/drawing/painting",
+    "Doing yardwork / shoveling snow",
+    "Eating",
+    "Farmer",
+    "Grocery shopping indoors",
+    "Household management - caring for kids",
+    "Playing cards",
+    "Practicing a musical instrument",
+    "Walking on street",
+    "jobs related to construction/renovation company\n"
+    "(Director of work, tiler, plumber, Electrician, Handyman, etc)",
+)
+_REFERENCE_TO_CLASS = {1: 0, 2: 1, 4: 2, 5: 3, 7: 4, 8: 5, 10: 6, 12: 7, 13: 8, 14: 9}
+SCENARIO_RULES = ("reference", "keyword")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -194,14 +219,41 @@ def imu_dir(root: epath.Path) -> epath.Path | None:
     return find_file(root, ("v2/imu", "v2_1/imu", "imu"))
 
 
-def scenario_class(scenarios: list[str]) -> tuple[int, str]:
-    """Resolves a video's scenario list to a class index.
+def reference_scenario(scenarios: list[str]) -> int | None:
+    """The reference's 15-class index: the video has exactly one scenario and it equals one
+    of ``REFERENCE_SCENARIOS`` exactly; else ``None``."""
+    if len(scenarios) == 1 and scenarios[0] in REFERENCE_SCENARIOS:
+        return REFERENCE_SCENARIOS.index(scenarios[0])
+    return None
+
+
+def scenario_class(scenarios: list[str], rule: str = "reference") -> tuple[int, str]:
+    """Resolves a video's scenario list to a class index of ``SCENARIO_CLASSES``.
+
+    Args:
+        scenarios: ``videos[*].scenarios`` of ego4d.json.
+        rule: ``"reference"`` (default): the PRIMUS scripts' rule, exactly one scenario, equal
+            to one of the ten class scenarios. ``"keyword"``: the builder's earlier rule, any
+            scenario containing a class keyword (``SCENARIO_KEYWORDS``), the union over the
+            video's scenarios being exactly one class; it also labels near misses such as
+            "Farmers market" or "Listening to music".
 
     Returns:
-        ``(label, status)``: the class index and ``"ok"`` when the scenarios match exactly one
-        class; ``-1`` and ``"no_class"`` when none matches; ``-1`` and ``"ambiguous"`` when
-        they match two or more classes (such videos are not forced into one class).
+        ``(label, status)``: the class index and ``"ok"``, or ``-1`` and why:
+        ``"no_scenario"``, ``"multi_scenario"`` (reference rule), ``"ambiguous"`` (keyword
+        rule: two or more classes), ``"no_class"``.
     """
+    if rule == "reference":
+        if not scenarios:
+            return -1, "no_scenario"
+        if len(scenarios) > 1:
+            return -1, "multi_scenario"
+        ref = reference_scenario(scenarios)
+        if ref is None or ref not in _REFERENCE_TO_CLASS:
+            return -1, "no_class"
+        return _REFERENCE_TO_CLASS[ref], "ok"
+    if rule != "keyword":
+        raise ValueError(f"scenario_rule {rule!r}: expected one of {SCENARIO_RULES}")
     matched = set()
     for s in scenarios:
         s = s.lower()
@@ -213,11 +265,88 @@ def scenario_class(scenarios: list[str]) -> tuple[int, str]:
     return -1, "ambiguous" if matched else "no_class"
 
 
+REFERENCE_SEED = 42
+
+
+def reference_split(videos: list[dict]) -> dict[str, str]:
+    """The reference's 80/10/10 video split, ``{video_uid: split}``.
+
+    As the PRIMUS first commit's ``custom_split_ego.py`` (its split block): over every
+    ego4d.json video with one of the 15 ``REFERENCE_SCENARIOS`` (in the order
+    ``construct_ego_labels.py`` builds ``class2video``: classes by first appearance, videos in
+    file order), ``train_test_split(test_size=0.2, random_state=42, stratify=y)``, then the
+    20% halved the same way into val and test; ``y`` is the 15-class index. Needs
+    scikit-learn. Raises ``ValueError`` if a class is too small to stratify.
+    """
+    try:
+        from sklearn.model_selection import train_test_split
+    except ImportError as e:  # pragma: no cover - sklearn is in the test env
+        raise ImportError(
+            "ego4d config split='reference' needs scikit-learn (pip install scikit-learn)"
+        ) from e
+    class2video: dict[int, list[str]] = {}
+    for v in videos:
+        ref = reference_scenario(v.get("scenarios") or [])
+        if ref is not None and "video_uid" in v:
+            class2video.setdefault(ref, []).append(v["video_uid"])
+    class2dict = {uid: k for k, uids in class2video.items() for uid in uids}
+    x, y = list(class2dict), list(class2dict.values())
+    try:
+        x_train, x_temp, _, y_temp = train_test_split(
+            x, y, test_size=0.2, random_state=REFERENCE_SEED, stratify=y
+        )
+        x_val, x_test, _, _ = train_test_split(
+            x_temp, y_temp, test_size=0.5, random_state=REFERENCE_SEED, stratify=y_temp
+        )
+    except ValueError as e:
+        raise ValueError(
+            f"ego4d config split='reference': the reference's stratified 80/10/10 split "
+            f"fails on these {len(x)} videos ({e})"
+        ) from e
+    out = dict.fromkeys(x_train, "train")
+    out.update(dict.fromkeys(x_val, "val"))
+    out.update(dict.fromkeys(x_test, "test"))
+    return out
+
+
+def participant(video: dict) -> str | None:
+    """``participant<N>`` from ``fb_participant_id`` (ego4d.json schema), or ``None``."""
+    pid = video.get("fb_participant_id")
+    if pid is None or isinstance(pid, bool):
+        return None
+    try:
+        return f"participant{int(float(pid))}"
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+def _load_json(path: epath.Path):
+    """``json.load`` whose errors name the file (damaged downloads are common)."""
+    try:
+        with path.open("rb") as f:
+            return json.load(f)
+    except (ValueError, UnicodeDecodeError) as e:  # JSONDecodeError is a ValueError
+        raise ValueError(f"{path}: not valid JSON ({e})") from e
+
+
 def load_videos(path: epath.Path) -> dict[str, dict]:
     """``{video_uid: video record}`` from ``ego4d.json``."""
-    with path.open("rb") as f:
-        meta = json.load(f)
-    return {v["video_uid"]: v for v in meta.get("videos", []) if "video_uid" in v}
+    meta = _load_json(path)
+    videos = meta.get("videos") if isinstance(meta, dict) else None
+    if not isinstance(videos, list):
+        raise ValueError(f"{path}: no 'videos' list (ego4d.json schema)")
+    out = {}
+    for v in videos:
+        if isinstance(v, dict) and isinstance(v.get("video_uid"), str):
+            scenarios = v.get("scenarios")
+            if scenarios is not None and not (
+                isinstance(scenarios, list) and all(isinstance(x, str) for x in scenarios)
+            ):
+                raise ValueError(
+                    f"{path}: video {v['video_uid']}: 'scenarios' is not a list of str"
+                )
+            out[v["video_uid"]] = v
+    return out
 
 
 def load_narrations(
@@ -231,8 +360,7 @@ def load_narrations(
     text is empty or whose timestamp is missing are dropped.
     """
     narration.check_narrators(narrators)
-    with path.open("rb") as f:
-        data = json.load(f)
+    data = _load_json(path)
     out: dict[str, list[Narration]] = {}
     for uid in uids:
         items = []

@@ -17,6 +17,15 @@ starts 120 ms after and ends 80 ms before the acc stream.
 - proband3 (test): lying, 20 s, with NaN, shuffled and duplicated acc rows (cleaned) and a
   1 s hole in gyr (windows across it skipped); standing with a malformed header (skipped);
   walking as hand-extracted plain CSVs (3 windows).
+- proband4 (train): walking in one session whose acc CSV is named ``acc_walking_2_head.csv``
+  and gyr CSV ``Gyroscope_walking_head.csv`` (as probands 4, 6, 7, 8, 13 of the real
+  archive): paired by activity (3 windows).
+- proband7 (train): climbingup in two session zips nested in each sensor zip, as in the real
+  archive: ``acc_climbingup_1_csv.zip`` and ``acc_climbingup_2_csv.zip`` both holding an
+  ``acc_climbingup_head.csv``; ``gyr_climbingup_csv.zip`` and ``gyr_climbingup_2_csv.zip``
+  holding ``Gyroscope_climbingup[_2]_head.csv``: sessions from the zips (3 + 3 windows).
+- ``zipped/realworld2016_dataset.zip``: the whole tree above as one unextracted archive (as
+  downloaded), plus a video and a microphone archive of junk bytes that must never be opened.
 """
 
 from __future__ import annotations
@@ -56,11 +65,11 @@ def _csv(t_ms, x, header="id,attr_time,attr_x,attr_y,attr_z"):
     return ("\n".join(lines) + "\n").encode()
 
 
-def _zip(members):
+def _zip(members, method=zipfile.ZIP_DEFLATED):
     buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+    with zipfile.ZipFile(buf, "w", method) as zf:
         for name, data in members:
-            zf.writestr(zipfile.ZipInfo(name, _DATE), data, zipfile.ZIP_DEFLATED)
+            zf.writestr(zipfile.ZipInfo(name, _DATE), data, method)
     return buf.getvalue()
 
 
@@ -135,6 +144,42 @@ def main(out_dir: str) -> None:
     acc, gyr = _pair(rng, "walking", 12)
     write(3, "acc_walking_head.csv", acc)
     write(3, "gyr_walking_head.csv", gyr)
+
+    # proband4 (train): one walking session, acc named _2_, gyr not.
+    acc, gyr = _pair(rng, "walking", 12)
+    write(4, "acc_walking_csv.zip", _zip([("acc_walking_2_head.csv", acc)]))
+    write(4, "gyr_walking_csv.zip", _zip([("Gyroscope_walking_head.csv", gyr)]))
+
+    # proband7 (train): climbingup sessions as nested zips with equal acc CSV names.
+    acc1, gyr1 = _pair(rng, "climbingup", 12)
+    acc2, gyr2 = _pair(rng, "climbingup", 12)
+    outer_acc = [
+        ("acc_climbingup_1_csv.zip", _zip([("acc_climbingup_head.csv", acc1)])),
+        ("acc_climbingup_2_csv.zip", _zip([("acc_climbingup_head.csv", acc2)])),
+    ]
+    outer_gyr = [
+        ("gyr_climbingup_csv.zip", _zip([("Gyroscope_climbingup_head.csv", gyr1)])),
+        ("gyr_climbingup_2_csv.zip", _zip([("Gyroscope_climbingup_2_head.csv", gyr2)])),
+    ]
+    write(7, "acc_climbingup_csv.zip", _zip(outer_acc))
+    write(7, "gyr_climbingup_csv.zip", _zip(outer_gyr))
+
+    # The same tree as one unextracted archive, with large irrelevant members to skip.
+    members = []
+    for dirpath, dirnames, files in os.walk(root):
+        dirnames.sort()
+        for name in sorted(files):
+            path = os.path.join(dirpath, name)
+            with open(path, "rb") as f:
+                members.append((os.path.relpath(path, out_dir).replace(os.sep, "/"), f.read()))
+    junk = rng.integers(0, 256, 4096, dtype=np.uint8).tobytes()
+    members += [
+        ("realworld2016_dataset/proband1/data/mic_walking_csv.zip", junk),
+        ("realworld2016_dataset/proband1/videos/videos_walking.zip", junk),
+    ]
+    os.makedirs(os.path.join(out_dir, "zipped"), exist_ok=True)
+    with open(os.path.join(out_dir, "zipped", "realworld2016_dataset.zip"), "wb") as f:
+        f.write(_zip(members, zipfile.ZIP_STORED))
 
 
 if __name__ == "__main__":

@@ -2,13 +2,16 @@
 
 Per (subject, activity, session): the head phone's accelerometer and gyroscope CSVs are put on
 one 50 Hz grid over their overlap (``signal.align_streams``), then cut into 5 s windows with a
-2.5 s hop. See README.md for splits and the archive's quirks.
+2.5 s hop. acc and gyr are paired by activity when each has one session, else by session
+(the session zip's index, else the CSV name's). The archive is read where it lies, zipped or
+not. See README.md for splits and the archive's quirks.
 """
 
 from __future__ import annotations
 
 import collections
 import io
+import zipfile
 from typing import ClassVar
 
 import numpy as np
@@ -152,8 +155,11 @@ def _read_sensor(f: archive.SensorFile) -> tuple[np.ndarray, np.ndarray]:
 class Builder(SegmentBuilder):
     """RealWorld HAR 2016 head-position segments: 8 activities, subject-wise splits."""
 
-    VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES: ClassVar[dict[str, str]] = {"1.0.0": "Initial release."}
+    VERSION = tfds.core.Version("1.1.0")
+    RELEASE_NOTES: ClassVar[dict[str, str]] = {
+        "1.0.0": "Initial release.",
+        "1.1.0": "acc/gyr paired by activity or session-zip index; archive read in place.",
+    }
     LABEL_NAMES = LABEL_NAMES
     CLASS_PROMPTS = CLASS_PROMPTS
     HOMEPAGE = "https://www.uni-mannheim.de/dws/research/projects/activity-recognition/dataset/dataset-realworld/"
@@ -161,8 +167,9 @@ class Builder(SegmentBuilder):
         segment_format.SegmentConfig(name="raw", description="Head IMU and labels; no text."),
     ]
     MANUAL_DOWNLOAD_INSTRUCTIONS = f"""
-    Optional: without a manual directory the archive is downloaded from {URL}.
-    Otherwise put the archive's contents in the manual directory, extracted or not:
+    Optional: without a manual directory the archive is downloaded from {URL}
+    (and read in place, never extracted). Otherwise put `realworld2016_dataset.zip` itself in
+    the manual directory, or its contents, extracted or not:
     `<manual_dir>/**/proband<N>/data/{{acc,gyr}}_<activity>_csv.zip` (zips may stay zipped;
     hand-extracted `acc_<activity>_head.csv` files work too).
     """
@@ -171,7 +178,7 @@ class Builder(SegmentBuilder):
         manual = self._optional_manual_dir(dl_manager)
         root = manual if manual is not None and archive.find_subjects(manual) else None
         if root is None:
-            root = dl_manager.download_and_extract(URL)
+            root = dl_manager.download(URL)  # the zip itself: read in place, not extracted
         subjects = archive.find_subjects(root)
         if not subjects:
             raise FileNotFoundError(f"realworld: no proband<N> directories under {root}")
@@ -192,22 +199,50 @@ class Builder(SegmentBuilder):
         return {s: self._generate_examples(s, v) for s, v in per_split.items() if v}
 
     def _generate_examples(self, split: str, subjects: dict):
-        for subject, directory in sorted(subjects.items()):
-            pairs = collections.defaultdict(dict)
+        n_written = 0
+        for subject, folder in sorted(subjects.items()):
+            by_activity = collections.defaultdict(lambda: collections.defaultdict(list))
             on_error = lambda reason, where: self.stats.skip(split, reason, where)
-            for f in archive.find_files(subject, directory, on_error):
-                if f.position != POSITION:
-                    continue
-                key = (f.activity, f.session)
-                if f.sensor in pairs[key]:
-                    self.stats.skip(
-                        split, "duplicate_file", f"{f.where} (kept {pairs[key][f.sensor].where})"
-                    )
-                    continue
-                pairs[key][f.sensor] = f
-            for (activity, session), files in sorted(pairs.items()):
-                yield from self._recording(split, subject, activity, session, files)
+            for f in archive.find_files(subject, folder, on_error):
+                if f.position == POSITION:
+                    by_activity[f.activity][f.sensor].append(f)
+            for activity, sensors in sorted(by_activity.items()):
+                for session, files in self._pair(split, sensors):
+                    for ex in self._recording(split, subject, activity, session, files):
+                        n_written += 1
+                        yield ex
         self._finish_split(split)
+        if not n_written:  # TFDS cannot write an empty split: say which probands emptied it
+            raise ValueError(
+                f"realworld: split {split!r} has no usable window; every recording of "
+                f"{[str(f) for f in subjects.values()]} was skipped "
+                f"({dict(self.stats.events[split])}); see the warnings above"
+            )
+
+    def _pair(self, split: str, sensors: dict) -> list[tuple[int, dict]]:
+        """``[(session, {"acc": f, "gyr": f})]`` of one (subject, activity).
+
+        One session per sensor: paired whatever their session numbers (e.g. an acc CSV named
+        ``_2_`` with a gyr CSV that is not), session 0. Otherwise by session, a file without a
+        number counting as session 1.
+        """
+        acc, gyr = sensors.get("acc", []), sensors.get("gyr", [])
+        if len(acc) == 1 and len(gyr) == 1:
+            if acc[0].session != gyr[0].session:
+                self.stats.note(split, "sessions_paired_by_activity")
+            return [(0, {"acc": acc[0], "gyr": gyr[0]})]
+        pairs: dict[int, dict] = collections.defaultdict(dict)
+        for f in acc + gyr:
+            files = pairs[f.session or 1]
+            if f.sensor in files:
+                self.stats.skip(
+                    split, "duplicate_file", f"{f.where} (kept {files[f.sensor].where})"
+                )
+                continue
+            files[f.sensor] = f
+        if len(pairs) == 1:
+            return [(0, next(iter(pairs.values())))]
+        return sorted(pairs.items())
 
     def _recording(self, split: str, subject: int, activity: str, session: int, files: dict):
         recording = f"proband{subject:02d}_{activity}" + (f"_{session}" if session else "")
@@ -215,6 +250,7 @@ class Builder(SegmentBuilder):
             have = next(iter(files.values())).where
             self.stats.skip(split, "missing_file", f"{recording}: only {sorted(files)} ({have})")
             return
+        where = f"{recording} ({files['acc'].where}, {files['gyr'].where})"
         try:
             (acc_t, acc), (gyr_t, gyr) = _read_sensor(files["acc"]), _read_sensor(files["gyr"])
             cleaned = []
@@ -236,13 +272,16 @@ class Builder(SegmentBuilder):
                 raise ValueError("accelerometer norm is not ~9.8 m/s²")
             r = signal.align_streams(acc_t, acc, gyr_t, gyr, RATE_HZ, max_gap_s=MAX_GAP_S)
         except raw_io.MalformedFileError as e:
-            self.stats.skip(split, "malformed_file", f"{recording}: {e}")
+            self.stats.skip(split, "malformed_file", f"{where}: {e}")
+            return
+        except zipfile.BadZipFile as e:  # a damaged member, found only when read
+            self.stats.skip(split, "bad_zip", f"{where}: {e}")
             return
         except signal.CoverageError as e:
-            self.stats.skip(split, "no_overlap", f"{recording}: {e}")
+            self.stats.skip(split, "no_overlap", f"{where}: {e}")
             return
         except ValueError as e:  # too few samples, implausible rate or units
-            self.stats.skip(split, "unusable_recording", f"{recording}: {e}")
+            self.stats.skip(split, "unusable_recording", f"{where}: {e}")
             return
         n_total = signal.window_starts(len(r.t), RATE_HZ, segment_format.WINDOW_S, HOP_S).size
         if n_total == 0:
@@ -252,6 +291,9 @@ class Builder(SegmentBuilder):
         if len(starts) < n_total:
             self.stats.skip(split, "window_across_gap", recording, n=n_total - len(starts))
         for s, w in zip(starts, wins):
+            if not np.isfinite(w.astype(np.float32)).all():  # e.g. 1e300 in a cell
+                self.stats.skip(split, "window_nonfinite", f"{where} at {s / RATE_HZ:.2f} s")
+                continue
             yield self._example(
                 split,
                 imu=w,
