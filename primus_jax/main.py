@@ -14,6 +14,8 @@ import logging as logging_std
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from primus_jax import cli_errors
+
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Path to a config file in configs/.", lock_config=True
 )
@@ -47,7 +49,7 @@ def main(argv):
 
 
 def run():
-    app.run(main)
+    cli_errors.run(main)
 
 
 if __name__ == "__main__":

@@ -32,6 +32,8 @@ from typing import Any
 
 import numpy as np
 
+from primus_jax import cli_errors
+
 FORMAT = "primus_jax.embedding_store/1"
 MANIFEST_NAME = "store.json"
 MODALITIES = ("text", "video")
@@ -44,7 +46,7 @@ _LOCK_NAME = ".lock"
 _NORM_TOL = 1e-3
 
 
-class StoreError(ValueError):
+class StoreError(cli_errors.UserError, ValueError):
     """A store is malformed, or does not match what the caller expects."""
 
 

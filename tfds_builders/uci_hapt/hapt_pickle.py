@@ -43,6 +43,7 @@ class Experiment:
         acc_g: ``(N, 3)`` float64 acceleration in g, gravity included.
         gyro: ``(N, 3)`` float64 angular rate in rad/s.
         labels: ``(N,)`` int64 per-sample UCI activity id (1-12) or -1.
+        source: the file(s) it was read from, for error messages.
     """
 
     user: int
@@ -50,6 +51,7 @@ class Experiment:
     acc_g: np.ndarray
     gyro: np.ndarray
     labels: np.ndarray
+    source: str = ""
 
     @property
     def recording(self) -> str:
