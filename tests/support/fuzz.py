@@ -317,3 +317,13 @@ def random_pickle(sentinel, seed: int, length: int = 24) -> bytes:
         else:
             body += pieces[int(rng.integers(len(pieces)))]
     return pickle.PROTO + b"\x04" + body + pickle.STOP
+
+
+def replace_zip_member(src, dst, suffix: str, data: bytes) -> None:
+    """Copies the zip ``src`` to ``dst`` with every member whose name ends in ``suffix``
+    replaced by ``data`` (e.g. a torch checkpoint's ``data.pkl`` by :func:`attack_pickle`)."""
+    import zipfile
+
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w", zipfile.ZIP_STORED) as zout:
+        for item in zin.infolist():
+            zout.writestr(item, data if item.filename.endswith(suffix) else zin.read(item))

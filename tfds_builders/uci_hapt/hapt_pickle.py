@@ -160,6 +160,17 @@ def load(f: IO[bytes]) -> list[Experiment]:
 
 
 def load_path(path: str) -> list[Experiment]:
-    """``load`` on a ``.pkl.gz`` file."""
-    with gzip.open(path, "rb") as f:
-        return load(f)
+    """``load`` on a ``.pkl.gz`` file; every error names the file.
+
+    Raises:
+        pickle.UnpicklingError: If the pickle references a global outside the whitelist.
+        ValueError: If the file is not a gzipped pickle of the documented layout.
+    """
+    try:
+        with gzip.open(path, "rb") as f:
+            return load(f)
+    except pickle.UnpicklingError as e:
+        raise pickle.UnpicklingError(f"{path}: {e}") from None
+    except Exception as e:  # damaged bytes can make the unpickler raise almost anything
+        why = " ".join(f"{type(e).__name__}: {e}".split())
+        raise ValueError(f"{path}: not a readable HAPT pickle ({why})") from e
