@@ -102,8 +102,11 @@ def read_json(path: str | os.PathLike) -> Any:
 
 def one_line(e: BaseException) -> str:
     """The exception's message on one line."""
-    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
-    return "; ".join(lines) or type(e).__name__
+    out = ""
+    for line in (line.strip() for line in str(e).splitlines()):
+        if line:
+            out += (" " if not out or out.endswith(":") else "; ") + line
+    return out.strip() or type(e).__name__
 
 
 def traceback_wanted() -> bool:
@@ -126,9 +129,23 @@ def report(e: BaseException) -> int:
 
 def _parse_flags(argv: Sequence[str]) -> list[str]:
     try:
-        return flags.FLAGS(argv)
+        args = flags.FLAGS(argv)
     except flags.Error as e:
         sys.exit(report(e))
+    except Exception as e:  # a config file's get_config() raised: name the file and line
+        where = traceback.extract_tb(e.__traceback__)[-1]
+        error = UserError(f"{where.filename}:{where.lineno}: {_reason(e)} (loading the flags)")
+        sys.exit(report(error.with_traceback(e.__traceback__)))
+    # ml_collections defers a config file's load error (a missing file) to the first use of
+    # the flag's value, an object whose every attribute raises: probe it here.
+    for name in list(flags.FLAGS):
+        flag = flags.FLAGS[name]
+        if type(flag).__module__.startswith("ml_collections.config_flags"):
+            try:
+                getattr(flag.value, "_primus_probe", None)
+            except Exception as e:
+                sys.exit(report(UserError(f"--{name}: {one_line(e)}")))
+    return args
 
 
 def guarded(main: Callable) -> Callable:

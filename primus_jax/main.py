@@ -36,8 +36,6 @@ def main(argv):
     logging.get_absl_handler().addFilter(_QuietLibraries())
     import jax
 
-    from primus_jax import train
-
     logging.info("JAX %s: %s", jax.__version__, jax.devices())
     config = _CONFIG.value
     if config.get("mode", "pretrain") == "fewshot":
@@ -45,6 +43,8 @@ def main(argv):
 
         evaluation_run.evaluate(config, _WORKDIR.value)
     else:
+        from primus_jax import train
+
         train.train_and_evaluate(config, _WORKDIR.value)
 
 

@@ -50,6 +50,10 @@ class StoreError(cli_errors.UserError, ValueError):
     """A store is malformed, or does not match what the caller expects."""
 
 
+class StoreNotFound(cli_errors.UserError, FileNotFoundError):
+    """No store at the path given."""
+
+
 def _shard_name(index: int) -> str:
     return f"shard-{index:05d}.npz"
 
@@ -95,7 +99,7 @@ def read_manifest(path: str | os.PathLike) -> dict[str, Any]:
     """
     manifest_path = Path(path) / MANIFEST_NAME
     if not manifest_path.is_file():
-        raise FileNotFoundError(f"no embedding store at {Path(path)} (missing {manifest_path})")
+        raise StoreNotFound(f"no embedding store at {Path(path)} (missing {manifest_path})")
     try:
         manifest = json.loads(manifest_path.read_text())
     except json.JSONDecodeError as e:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import pickle
 import types
+import warnings
 from typing import Any
 
 from absl import logging
@@ -107,11 +108,18 @@ def load_torch_file(path: str | os.PathLike) -> tuple[Any, str]:
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"PyTorch checkpoint {path!r} does not exist")
+    with warnings.catch_warnings():
+        # torch warns about pickle protocols other than 2; the restricted path handles them.
+        warnings.filterwarnings("ignore", "Detected pickle protocol", UserWarning)
+        return _load(torch, path)
+
+
+def _load(torch, path: str) -> tuple[Any, str]:
     try:
         return torch.load(path, map_location="cpu", weights_only=True), "weights_only"
     except Exception as e:  # refused globals, or a damaged file: the fallback says which
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
-        logging.info("weights_only load refused (%s); using the restricted unpickler", first)
+        logging.debug("weights_only load refused (%s); using the restricted unpickler", first)
     module = _pickle_module(torch_allowed_globals())
     try:
         obj = torch.load(path, map_location="cpu", weights_only=False, pickle_module=module)
