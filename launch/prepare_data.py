@@ -13,6 +13,8 @@ from __future__ import annotations
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from primus_jax import cli_errors
+
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Path to a config file in configs/.")
 flags.DEFINE_string("workdir", None, "Accepted for symmetry with primus_jax.main; unused.")
 flags.mark_flags_as_required(["config"])
@@ -36,4 +38,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli_errors.run(main)

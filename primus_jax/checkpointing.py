@@ -20,6 +20,8 @@ import orbax.checkpoint as ocp
 from absl import logging
 from etils import epath
 
+from primus_jax import cli_errors
+
 
 def absolute_path(path) -> epath.Path:
     """``path`` made absolute (orbax refuses relative paths); URLs such as gs:// unchanged."""
@@ -143,19 +145,23 @@ class PreemptionWatcher:
             self._previous = None
 
 
+class CheckpointNotFound(cli_errors.UserError, FileNotFoundError):
+    """The path given as a checkpoint holds none; the message names it."""
+
+
 def resolve_checkpoint(path) -> tuple[epath.Path, int]:
     """Finds ``(checkpoints_dir, step)`` from a workdir, its ``checkpoints/`` folder or one
     step folder inside it (the latest step unless a step folder is given)."""
     p = absolute_path(path)
     if not p.exists():
-        raise FileNotFoundError(f"checkpoint path {p} does not exist")
+        raise CheckpointNotFound(f"checkpoint path {p} does not exist")
     if (p / "state").exists() and p.name.isdigit():
         return p.parent, int(p.name)
     if (p / "checkpoints").is_dir():
         p = p / "checkpoints"
     steps = sorted(int(c.name) for c in p.iterdir() if c.name.isdigit() and (c / "state").exists())
     if not steps:
-        raise FileNotFoundError(
+        raise CheckpointNotFound(
             f"no checkpoint under {path}: expected <workdir>/checkpoints/<step>/state "
             "(written by primus_jax.main or primus_jax.tools.import_torch)"
         )

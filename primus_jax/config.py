@@ -10,7 +10,7 @@ from __future__ import annotations
 import ml_collections
 
 from primus_jax import augment as augment_lib
-from primus_jax import contract, losses
+from primus_jax import cli_errors, contract, losses
 from primus_jax.models.encoder import GRU_ORIENTATIONS
 
 SCHEDULES = ("constant", "warmup_cosine")
@@ -18,7 +18,7 @@ COMPUTE_DTYPES = ("float32", "bfloat16")
 DATA_SOURCES = ("synthetic", "tfds")
 
 
-class ConfigError(ValueError):
+class ConfigError(cli_errors.UserError, ValueError):
     """A configuration value is invalid; ``key`` is its dotted path."""
 
     def __init__(self, key: str, message: str):

@@ -14,6 +14,8 @@ import logging as logging_std
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from primus_jax import cli_errors
+
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Path to a config file in configs/.", lock_config=True
 )
@@ -34,8 +36,6 @@ def main(argv):
     logging.get_absl_handler().addFilter(_QuietLibraries())
     import jax
 
-    from primus_jax import train
-
     logging.info("JAX %s: %s", jax.__version__, jax.devices())
     config = _CONFIG.value
     if config.get("mode", "pretrain") == "fewshot":
@@ -43,11 +43,13 @@ def main(argv):
 
         evaluation_run.evaluate(config, _WORKDIR.value)
     else:
+        from primus_jax import train
+
         train.train_and_evaluate(config, _WORKDIR.value)
 
 
 def run():
-    app.run(main)
+    cli_errors.run(main)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 from absl import app, flags
 
+from primus_jax import cli_errors
 from primus_jax.evaluation import fewshot, probe, settings
 
 _N_TRAIN = flags.DEFINE_integer("n_train", 10000, "Train (k-shot pool) embeddings.")
@@ -89,6 +90,13 @@ def run(
     return res, total
 
 
+def _ints(flag: str, values: Sequence[str]) -> list[int]:
+    try:
+        return [int(v) for v in values]
+    except ValueError:
+        raise app.UsageError(f"--{flag}={','.join(values)}: expected integers") from None
+
+
 def main(argv: Sequence[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {argv[1:]}")
@@ -98,7 +106,7 @@ def main(argv: Sequence[str]) -> None:
         "dim": _DIM.value,
         "classes": _CLASSES.value,
         "separation": _SEPARATION.value,
-        "shots": [int(k) for k in _SHOTS.value],
+        "shots": _ints("shots", _SHOTS.value),
         "trials": _TRIALS.value,
         "methods": _METHODS.value,
     }
@@ -111,4 +119,4 @@ def main(argv: Sequence[str]) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli_errors.run(main)

@@ -19,10 +19,10 @@ import statistics
 import sys
 import time
 
-from absl import app, flags
+from absl import flags
 from ml_collections import config_flags
 
-from primus_jax import contract
+from primus_jax import cli_errors, contract
 
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/primus.py", "Config file.")
 _BATCH = flags.DEFINE_integer("batch", None, "Global batch (default: the config's).")
@@ -252,4 +252,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli_errors.run(main)

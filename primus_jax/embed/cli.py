@@ -29,7 +29,7 @@ from collections.abc import Sequence
 
 from absl import app, flags
 
-from primus_jax import contract
+from primus_jax import cli_errors, contract
 from primus_jax.embed import encoders as enc_lib
 from primus_jax.embed import inputs, pipeline
 from primus_jax.embed import store as store_lib
@@ -203,8 +203,7 @@ def main(argv: Sequence[str], fv: flags.FlagValues = flags.FLAGS) -> int:
     # StoreError is a ValueError and ModelDirError a FileNotFoundError. FloatingPointError: the
     # encoder produced NaN/zero rows, which are refused rather than stored.
     except (ValueError, FileNotFoundError, ImportError, FloatingPointError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return cli_errors.report(e)
     print(f"{args['output']}: {stats.summary()}", file=sys.stderr)
     return 0
 

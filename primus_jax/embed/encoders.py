@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from primus_jax import cli_errors
 from primus_jax.embed.video import CLIP_MEAN, CLIP_STD
 
 
@@ -51,7 +52,7 @@ DTYPES = ("float32", "float16", "bfloat16")
 MINILM_MAX_SEQ_LENGTH = 256  # sentence_bert_config.json of all-MiniLM-L6-v2
 
 
-class ModelDirError(FileNotFoundError):
+class ModelDirError(cli_errors.UserError, FileNotFoundError):
     """The model directory is missing or does not hold a usable checkpoint."""
 
 

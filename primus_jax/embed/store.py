@@ -32,6 +32,8 @@ from typing import Any
 
 import numpy as np
 
+from primus_jax import cli_errors
+
 FORMAT = "primus_jax.embedding_store/1"
 MANIFEST_NAME = "store.json"
 MODALITIES = ("text", "video")
@@ -44,8 +46,12 @@ _LOCK_NAME = ".lock"
 _NORM_TOL = 1e-3
 
 
-class StoreError(ValueError):
+class StoreError(cli_errors.UserError, ValueError):
     """A store is malformed, or does not match what the caller expects."""
+
+
+class StoreNotFound(cli_errors.UserError, FileNotFoundError):
+    """No store at the path given."""
 
 
 def _shard_name(index: int) -> str:
@@ -93,7 +99,7 @@ def read_manifest(path: str | os.PathLike) -> dict[str, Any]:
     """
     manifest_path = Path(path) / MANIFEST_NAME
     if not manifest_path.is_file():
-        raise FileNotFoundError(f"no embedding store at {Path(path)} (missing {manifest_path})")
+        raise StoreNotFound(f"no embedding store at {Path(path)} (missing {manifest_path})")
     try:
         manifest = json.loads(manifest_path.read_text())
     except json.JSONDecodeError as e:

@@ -32,7 +32,7 @@ import os
 import numpy as np
 from absl import logging
 
-from primus_jax import contract
+from primus_jax import cli_errors, contract
 
 WINDOW = contract.SHAPE
 
@@ -69,12 +69,12 @@ class LabelledData:
         return len(self.class_names)
 
 
-class BadDatasetFile(ValueError):
-    pass
+class BadDatasetFile(cli_errors.FileError):
+    """A user's ``.npz`` does not follow the contract; the message names file and key."""
 
 
 def _fail(path, key, message):
-    raise BadDatasetFile(f"{path}: key {key!r}: {message}")
+    raise BadDatasetFile(path, f"key {key!r}: {message}")
 
 
 def default_prompts(class_names) -> list[list[str]]:
@@ -98,10 +98,7 @@ def load_npz(path: str, *, seed: int = 0) -> LabelledData:
     """Reads a user's ``.npz`` per the module contract, with errors naming key and shape."""
     from primus_jax.evaluation import sampling
 
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"npz dataset {path} does not exist")
-    with np.load(path, allow_pickle=False) as f:
-        files = dict(f.items())
+    files = cli_errors.read_npz(path)
     if "X" not in files:
         _fail(path, "X", f"missing; expected (N, {WINDOW[0]}, {WINDOW[1]}) float32 windows")
     x = files["X"]
@@ -132,6 +129,8 @@ def load_npz(path: str, *, seed: int = 0) -> LabelledData:
             _fail(path, "y", "integer labels must be >= 0 (or -1 for unlabelled)")
         c = int(y.max()) + 1 if (y >= 0).any() else 0
         names = files.get("class_names")
+        if names is not None and names.ndim != 1:
+            _fail(path, "class_names", f"expected (C,) names, got shape {names.shape}")
         if names is not None and len(names) < c:
             _fail(path, "class_names", f"has {len(names)} names for {c} classes")
         class_names = [str(v) for v in names] if names is not None else [str(i) for i in range(c)]
@@ -149,13 +148,18 @@ def load_npz(path: str, *, seed: int = 0) -> LabelledData:
             _fail(path, "split", f"expected ({n},) values 'train'/'test'")
         parts = {s: np.flatnonzero(split == s) for s in ("train", "test")}
     elif subject is not None:
-        parts = sampling.split_by_subject(subject.astype(str), seed=seed)
+        try:
+            parts = sampling.split_by_subject(subject.astype(str), seed=seed)
+        except ValueError as e:
+            _fail(path, "subject", f"{e}; give a 'split' key or more subjects")
     else:
         _fail(path, "split", "missing: give 'split' ('train'/'test' per window) or 'subject'")
     for s in ("train", "test"):
         if len(parts[s]) == 0:
             _fail(path, "split", f"the {s} split is empty")
     text = files.get("text")
+    if text is not None and text.shape != (n,):
+        _fail(path, "text", f"expected ({n},) sentences to match X, got shape {text.shape}")
     subj = subject.astype(str) if subject is not None else np.full(n, "", dtype=str)
 
     def take(idx):

@@ -20,6 +20,7 @@ from importlib import metadata
 import jax
 from absl import logging
 
+from primus_jax import cli_errors
 from primus_jax.evaluation import plots as plots_lib
 from primus_jax.evaluation import report_types
 
@@ -177,10 +178,13 @@ def merge_reports(reports: Sequence[dict], *, prefixes: Sequence[str] | None = N
 
 
 def load_report(path: str | os.PathLike) -> dict:
-    """Reads a ``fewshot.json`` and checks it (:class:`~.report_types.ReportError` if bad)."""
-    with open(path, encoding="utf-8") as f:
-        report = json.load(f)
-    report_types.validate(report)
+    """Reads a ``fewshot.json`` and checks it; errors name the file (and the JSON path):
+    ``cli_errors.FileError`` (unreadable JSON), :class:`~.report_types.ReportError`."""
+    report = cli_errors.read_json(path)
+    try:
+        report_types.validate(report)
+    except report_types.ReportError as e:
+        raise report_types.ReportError(f"{os.fspath(path)}: not a few-shot report: {e}") from None
     return report
 
 

@@ -17,11 +17,13 @@ import types
 import typing
 from typing import Annotated, Any
 
+from primus_jax import cli_errors
+
 SCHEMA_VERSION = "primus_jax.fewshot/1"
 JSON = dict[str, Any]  # a free-form JSON object
 
 
-class ReportError(ValueError):
+class ReportError(cli_errors.UserError, ValueError):
     """A report does not match the format; the message names the JSON path."""
 
 

@@ -22,21 +22,20 @@ The file is read with ``allow_pickle=False``.
 from __future__ import annotations
 
 import os
-import sys
 import time
 from collections.abc import Sequence
 
 import numpy as np
 from absl import app, flags
 
-from primus_jax import contract
+from primus_jax import cli_errors, contract
 from primus_jax.data import conditioning
 
 INPUT_KEY = "X"
 TIME_KEY = "t"
 
 
-class InputError(ValueError):
+class InputError(cli_errors.UserError, ValueError):
     """The input file does not hold what the chosen mode expects."""
 
 
@@ -86,21 +85,14 @@ def read_input(path: str, stream: bool) -> tuple[np.ndarray, np.ndarray | None]:
       InputError: missing key or a shape that does not fit the mode (the message names the
         key, its shape and the expected shape).
     """
-    if not os.path.isfile(path):
-        raise InputError(f"input {path!r} does not exist")
     try:
-        data = np.load(path, allow_pickle=False)
-    except ValueError as e:
-        raise InputError(f"{path}: cannot read as .npz without pickles ({e})") from None
-    if not hasattr(data, "files"):
-        raise InputError(f"{path}: expected an .npz archive with key {INPUT_KEY!r}, got a .npy")
-    with data:
-        if INPUT_KEY not in data.files:
-            raise InputError(
-                f"{path} has no key {INPUT_KEY!r} (keys: {', '.join(data.files) or 'none'})"
-            )
-        x = data[INPUT_KEY]
-        t = data[TIME_KEY] if stream and TIME_KEY in data.files else None
+        data = cli_errors.read_npz(path)
+    except cli_errors.FileError as e:
+        raise InputError(str(e)) from None
+    if INPUT_KEY not in data:
+        raise InputError(f"{path} has no key {INPUT_KEY!r} (keys: {', '.join(data) or 'none'})")
+    x = data[INPUT_KEY]
+    t = data.get(TIME_KEY) if stream else None
     if stream:
         if x.ndim != 2 or x.shape[1] != contract.NUM_CHANNELS:
             raise InputError(
@@ -112,6 +104,8 @@ def read_input(path: str, stream: bool) -> tuple[np.ndarray, np.ndarray | None]:
                 f"{path}: key {TIME_KEY!r} has shape {t.shape}; expected ({x.shape[0]},) "
                 f"timestamps in seconds, one per row of {INPUT_KEY!r}"
             )
+        _check_values(path, TIME_KEY, t)
+        _check_values(path, INPUT_KEY, x)
     elif x.ndim != 3:
         hint = ""
         if x.ndim == 2 and x.shape[-1] == contract.NUM_CHANNELS:
@@ -124,6 +118,33 @@ def read_input(path: str, stream: bool) -> tuple[np.ndarray, np.ndarray | None]:
             f"(N, 250, 6) windows at 50 Hz in m/s² and rad/s{hint}"
         )
     return x, t
+
+
+def load_input(path: str, *, stream: bool, layout: str, rate_hz: float | None):
+    """:func:`read_input` plus the checks of dtype and NaN/inf (and, for windows, the
+    layout) that ``embed`` would make, so a bad file fails before a checkpoint is loaded."""
+    x, t = read_input(path, stream)
+    if stream and rate_hz is None and t is None:
+        raise InputError(f"{path}: stream mode needs --rate_hz or a key {TIME_KEY!r} in it")
+    if not stream:
+        _check_values(path, INPUT_KEY, x, lambda a: conditioning.validate_windows(a, layout))
+    return x, t
+
+
+def _check_values(path: str, key: str, a, check=None) -> None:
+    """Dtype and NaN/inf of ``a`` (and ``check(a)``), before any checkpoint is loaded."""
+    if a is None:
+        return
+    try:
+        a = conditioning.as_float_array(a, f"key {key!r}")
+        conditioning.check_finite(a, f"key {key!r}", "drop or fill those samples")
+    except (TypeError, ValueError) as e:
+        raise InputError(f"{path}: {e}") from None
+    try:
+        if check is not None:
+            check(a)
+    except (TypeError, ValueError) as e:
+        raise InputError(f"{path}: key {key!r}: {e}") from None
 
 
 def main(argv: Sequence[str], fv: flags.FlagValues = flags.FLAGS) -> int:
@@ -167,12 +188,9 @@ def run(
     input errors, each naming the key and the expected shape)."""
     stream = stream or rate_hz is not None
     try:
-        x, t = read_input(input_path, stream)
-        if stream and rate_hz is None and t is None:
-            raise InputError(f"stream mode needs --rate_hz or a key {TIME_KEY!r} in the input")
+        x, t = load_input(input_path, stream=stream, layout=layout, rate_hz=rate_hz)
     except InputError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return cli_errors.report(e)
 
     from primus_jax.inference import load_encoder
 
@@ -193,9 +211,8 @@ def run(
             )
         else:
             out = enc.embed(x, layout=layout, check_units=check_units)
-    except ValueError as e:
-        print(f"error: {input_path}: key {INPUT_KEY!r}: {e}", file=sys.stderr)
-        return 2
+    except (TypeError, ValueError) as e:  # units (check_units=error), too short a stream, ...
+        return cli_errors.report(InputError(f"{input_path}: key {INPUT_KEY!r}: {e}"))
     out_dir = os.path.dirname(os.path.abspath(output))
     os.makedirs(out_dir, exist_ok=True)
     with open(output, "wb") as f:  # a file object: np.savez would append ".npz"
@@ -211,4 +228,4 @@ def run(
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main)
+    cli_errors.run(main)

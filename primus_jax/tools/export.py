@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from absl import app, flags
 
-from primus_jax import contract
+from primus_jax import cli_errors, contract
 
 DEFAULT_PLATFORMS = ("cpu", "cuda", "tpu")
 BENCH_BATCHES = (1, 64)
@@ -334,4 +334,4 @@ def _write_tflite(path: str, batch: int, params, config, step, runs: int) -> int
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main)
+    cli_errors.run(main)

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 from absl import app, flags
 
+from primus_jax import cli_errors
 from primus_jax.evaluation import report
 
 _OUTPUT = flags.DEFINE_string("output", None, "Directory for the merged report.")
@@ -47,7 +48,10 @@ def merge(inputs: Sequence[str], output: str, *, plots: bool = True) -> dict:
             (rest, "") if rest.endswith(".json") or ":" not in rest else rest.rsplit(":", 1)
         )
         reports.append(_select(report.load_report(path), name, method or None))
-    merged = report.merge_reports(reports)
+    try:
+        merged = report.merge_reports(reports)
+    except ValueError as e:  # the reports disagree (splits, run metadata, duplicate names)
+        raise cli_errors.UserError(f"cannot merge {', '.join(inputs)}: {e}") from None
     paths = report.write_report(merged, output, plots=plots)
     print(report.to_markdown(merged))
     print("wrote", ", ".join(paths.values()))
@@ -62,4 +66,4 @@ def main(argv: Sequence[str]) -> None:
 
 if __name__ == "__main__":
     flags.mark_flag_as_required("output")
-    app.run(main)
+    cli_errors.run(main)

@@ -1,9 +1,12 @@
 """Zero-shot prompts travel with the built dataset: metadata first, then the builder's table
 (old builds), generic sentences (with a warning) only for data with neither."""
 
+import collections
 import logging
 import os
+import shutil
 
+import numpy as np
 import pytest
 
 from primus_jax.evaluation import labelled
@@ -92,3 +95,45 @@ def test_metadata_prompts_must_match_the_classes():
         labelled.class_prompts(
             "uci_hapt/raw", {"label_names": ["a", "b"], "class_prompts": [["x"]]}, hapt
         )
+
+
+def _valid_npz(path):
+    from support import realistic_imu
+
+    x = realistic_imu.stacked(2)[0]  # (12, 250, 6): still, walking, saturated, transitions
+    n = len(x)
+    np.savez(
+        path,
+        X=x,
+        y=np.arange(n) % 3,
+        class_names=np.array(["sit", "walk", "stairs"]),
+        subject=np.array([f"s{i % 4}" for i in range(n)]),
+        ids=np.array([f"w{i}" for i in range(n)]),
+        text=np.array([f"window {i}" for i in range(n)]),
+    )
+    return str(path)
+
+
+def test_fuzzed_npz_is_read_or_refused_naming_the_file(tmp_path):
+    """Damaged archives and members (dtype, shape, NaN, missing): a named error, or windows
+    that follow the contract; never an unnamed crash."""
+    from support import fuzz
+
+    base = _valid_npz(tmp_path / "base.npz")
+    mutations = [*fuzz.BINARY_MUTATIONS, *fuzz.NPZ_MEMBER_MUTATIONS]
+    outcomes = collections.Counter()
+    for i, (_, mutation, seed) in enumerate(fuzz.cases([base], mutations, 60, seed=1)):
+        path = str(tmp_path / f"case{i}.npz")
+        shutil.copy(base, path)
+        if mutation in fuzz.NPZ_MEMBER_MUTATIONS:
+            fuzz.corrupt_npz(path, mutation, seed)
+        else:
+            fuzz.corrupt_file(path, mutation, seed)
+        kind, data = fuzz.check_outcome(lambda p=path: labelled.load_npz(p), path)
+        outcomes[kind, mutation] += 1
+        if kind == "ok":
+            for split in (data.train, data.test):
+                assert split.imu.shape[1:] == (250, 6) and np.isfinite(split.imu).all()
+                assert len(split.y) == len(split.imu) == len(split.ids) == len(split.subject)
+                assert split.text is None or len(split.text) == len(split.y)
+    assert sum(n for (k, _), n in outcomes.items() if k == "error") >= 30, outcomes

@@ -103,26 +103,6 @@ def test_fewshot_entry_point_on_npz(tmp_path):
     assert run["notes"]["encoder"] == "random init"
 
 
-def test_bad_npz_through_the_cli(tmp_path):
-    path = _write_npz(tmp_path / "bad.npz", X=np.zeros((96, 6, 250), np.float32))
-    r = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "primus_jax.main",
-            "--config=configs/fewshot.py",
-            f"--config.data=npz:{path}",
-            f"--workdir={tmp_path / 'w'}",
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert r.returncode != 0
-    assert "key 'X'" in r.stderr and "(N, 250, 6)" in r.stderr
-
-
 def test_tau_mm_from_either_checkpoint_key(caplog):
     from primus_jax.evaluation.run import tau_mm_of
 

@@ -1,8 +1,11 @@
 """PyTorch checkpoint import: parity with a torch model, key layouts, errors, safe loading."""
 
+import collections
+import contextlib
 import json
 import os
 import pickle
+import shutil
 
 import jax
 import jax.numpy as jnp
@@ -306,3 +309,70 @@ def test_command_line_with_matching_widths(tmp_path, torch_model, inputs):
     params, _, step = checkpointing.load_encoder_params(wd)
     assert step == 0
     _assert_parity(params, torch_model, inputs)
+
+
+def _damaged_state_dict(model, seed):
+    """A Lightning checkpoint with one tensor misshaped, NaN, integer, not a tensor or gone."""
+    rng = np.random.default_rng(seed)
+    ckpt = tref.lightning_checkpoint(model)
+    sd = ckpt["state_dict"]
+    k = sorted(sd)[int(rng.integers(len(sd)))]
+    way = int(rng.integers(5))
+    if way == 0:
+        sd[k] = sd[k].reshape(-1)[: max(1, sd[k].numel() - 1)]
+    elif way == 1:
+        sd[k] = sd[k].clone()
+        sd[k].view(-1)[0] = float("nan")
+    elif way == 2:
+        sd[k] = sd[k].to(torch.int64)
+    elif way == 3:
+        sd[k] = "not a tensor"
+    else:
+        del sd[k]
+    return ckpt
+
+
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
+def test_fuzzed_checkpoints_never_run_code_and_fail_naming_the_file(tmp_path, torch_model):
+    """Damaged zips, pickles that would call os.system/eval/exec (in the zip or as a legacy
+    file), random opcode soups and damaged tensors: nothing runs, every error names the file."""
+    from support import fuzz
+
+    base = tmp_path / "base.ckpt"
+    torch.save(tref.lightning_checkpoint(torch_model), base)
+    sentinel = tmp_path / "PWNED"
+    kinds = [*fuzz.BINARY_MUTATIONS, "zip_attack", "zip_random", "raw_attack", "raw_random"]
+    kinds.append("tensor")
+    outcomes = collections.Counter()
+    for i, (_, kind, seed) in enumerate(fuzz.cases([str(base)], kinds, 36, seed=3)):
+        path = tmp_path / f"case{i}.ckpt"
+        if kind in fuzz.BINARY_MUTATIONS:
+            shutil.copy(base, path)
+            fuzz.corrupt_file(path, kind, seed)
+        elif kind.startswith("zip_"):
+            make = fuzz.attack_pickle if kind == "zip_attack" else fuzz.random_pickle
+            fuzz.replace_zip_member(base, path, "data.pkl", make(sentinel, seed))
+        elif kind.startswith("raw_"):
+            make = fuzz.attack_pickle if kind == "raw_attack" else fuzz.random_pickle
+            path.write_bytes(make(sentinel, seed))
+        else:
+            torch.save(_damaged_state_dict(torch_model, seed), path)
+        result, _ = fuzz.check_outcome(lambda p=path: import_torch.read_checkpoint(p), path)
+        outcomes[result, kind] += 1
+        assert not sentinel.exists(), (kind, seed)
+        if kind == "zip_attack" or kind == "raw_attack":
+            assert result == "error"
+    assert sum(n for (r, _), n in outcomes.items() if r == "error") >= 30, outcomes
+
+
+def test_the_fuzz_attack_pickles_do_run_code_without_the_restriction(tmp_path):
+    # The check above means something only if plain unpickling of these payloads runs code.
+    from support import fuzz
+
+    ran = 0
+    for seed in range(12):
+        sentinel = tmp_path / f"ran{seed}"
+        with contextlib.suppress(Exception):
+            pickle.loads(fuzz.attack_pickle(sentinel, seed))
+        ran += sentinel.exists()
+    assert ran >= 3

@@ -43,6 +43,7 @@ class Experiment:
         acc_g: ``(N, 3)`` float64 acceleration in g, gravity included.
         gyro: ``(N, 3)`` float64 angular rate in rad/s.
         labels: ``(N,)`` int64 per-sample UCI activity id (1-12) or -1.
+        source: the file(s) it was read from, for error messages.
     """
 
     user: int
@@ -50,6 +51,7 @@ class Experiment:
     acc_g: np.ndarray
     gyro: np.ndarray
     labels: np.ndarray
+    source: str = ""
 
     @property
     def recording(self) -> str:
@@ -158,6 +160,17 @@ def load(f: IO[bytes]) -> list[Experiment]:
 
 
 def load_path(path: str) -> list[Experiment]:
-    """``load`` on a ``.pkl.gz`` file."""
-    with gzip.open(path, "rb") as f:
-        return load(f)
+    """``load`` on a ``.pkl.gz`` file; every error names the file.
+
+    Raises:
+        pickle.UnpicklingError: If the pickle references a global outside the whitelist.
+        ValueError: If the file is not a gzipped pickle of the documented layout.
+    """
+    try:
+        with gzip.open(path, "rb") as f:
+            return load(f)
+    except pickle.UnpicklingError as e:
+        raise pickle.UnpicklingError(f"{path}: {e}") from None
+    except Exception as e:  # damaged bytes can make the unpickler raise almost anything
+        why = " ".join(f"{type(e).__name__}: {e}".split())
+        raise ValueError(f"{path}: not a readable HAPT pickle ({why})") from e

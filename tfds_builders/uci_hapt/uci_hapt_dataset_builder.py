@@ -221,11 +221,16 @@ class Builder(SegmentBuilder):
     also needs the embedding store `<manual_dir>/embeddings/minilm/`.
     """
 
+    def _skip_input(self, reason: str, where: str) -> None:
+        self.stats.skip("all", reason, where)
+        self._skipped_inputs.append(f"{reason}: {where}")
+
     def _split_generators(self, dl_manager: tfds.download.DownloadManager):
+        self._skipped_inputs: list[str] = []
         manual = self._optional_manual_dir(dl_manager)
         raw_dir = uci_raw.find_raw_dir(manual) if manual is not None else None
         if raw_dir is not None:
-            experiments = uci_raw.read(raw_dir, lambda r, w: self.stats.skip("all", r, w))
+            experiments = uci_raw.read(raw_dir, self._skip_input)
             source = f"uci_raw:{raw_dir}"
         else:
             path = hapt_pickle.package_pickle_path()
@@ -265,8 +270,19 @@ class Builder(SegmentBuilder):
         return {s: self._generate_examples(s, v) for s, v in per_split.items() if v}
 
     def _generate_examples(self, split: str, experiments: list[hapt_pickle.Experiment]):
+        n = 0
         for e in experiments:
-            yield from self._windows(split, e)
+            for ex in self._windows(split, e):
+                n += 1
+                yield ex
+        if n == 0:  # every window skipped (damaged files): TFDS cannot write an empty split
+            events = ", ".join(f"{k}={v}" for k, v in sorted(self.stats.events[split].items()))
+            files = "; ".join(e.source or e.recording for e in experiments)
+            inputs = "; ".join(self._skipped_inputs) or "none"
+            raise ValueError(
+                f"uci_hapt: no usable window for split {split!r} in {files} "
+                f"(skipped: {events or 'none'}); inputs skipped before splitting: {inputs}"
+            )
         self._finish_split(split)
 
     def _windows(self, split: str, e: hapt_pickle.Experiment):

@@ -14,6 +14,7 @@ reproduce the per-sample labels of the KCC2020 pickle exactly (experiment 1's fi
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Callable
 
 import numpy as np
@@ -32,12 +33,16 @@ def find_raw_dir(root: epath.Path) -> epath.Path | None:
     return None
 
 
-def _read_matrix(path: epath.Path, ncols: int) -> np.ndarray:
+def _read_matrix(path: epath.Path, ncols: int, dtype=np.float64) -> np.ndarray:
+    """The whitespace-separated numbers of ``path``; ``ValueError`` naming it otherwise."""
     try:
-        with path.open("rb") as f:
-            data = np.loadtxt(f, ndmin=2, dtype=np.float64)
-    except ValueError as e:
-        raise ValueError(f"{path}: {e}") from e
+        with path.open("rb") as f, warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "input contained no data": the check below says it
+            data = np.loadtxt(f, ndmin=2, dtype=dtype)
+    except ValueError as e:  # also UnicodeDecodeError (another encoding)
+        raise ValueError(f"{path}: {' '.join(str(e).split())}") from e
+    if data.shape[0] == 0:
+        raise ValueError(f"{path}: no rows")
     if data.shape[1] != ncols:
         raise ValueError(f"{path}: {data.shape[1]} columns, expected {ncols}")
     return data
@@ -54,10 +59,7 @@ def read(raw_dir: epath.Path, skip: Callable[[str, str], None]) -> list[Experime
         Experiments sorted by user then UCI experiment number; ``session`` is the rank of the
         experiment number within its user.
     """
-    with (raw_dir / "labels.txt").open("rb") as f:
-        labels = np.loadtxt(f, ndmin=2, dtype=np.int64)
-    if labels.shape[1] != 5:
-        raise ValueError(f"{raw_dir / 'labels.txt'}: expected 5 columns, got {labels.shape[1]}")
+    labels = _read_matrix(raw_dir / "labels.txt", 5, np.int64)  # every row is needed
     files: dict[str, dict[tuple[int, int], epath.Path]] = {"acc": {}, "gyro": {}}
     for p in raw_dir.iterdir():
         m = _NAME.match(p.name)
@@ -89,5 +91,6 @@ def read(raw_dir: epath.Path, skip: Callable[[str, str], None]) -> list[Experime
                 skip("bad_label_row", f"labels.txt row {[int(v) for v in (e, u, act, start, end)]}")
                 continue
             y[start : end + 1] = act
-        out.append(Experiment(user, session_of[user], acc, gyro, y))
+        source = f"{acc_path.name}, {gyro_path.name}"
+        out.append(Experiment(user, session_of[user], acc, gyro, y, source=source))
     return out

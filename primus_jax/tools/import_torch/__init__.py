@@ -20,8 +20,12 @@ from primus_jax.tools.import_torch.keys import (
     TEMPERATURE_KEYS,
     TEMPERATURE_MODES,
 )
-from primus_jax.tools.import_torch.load import UnsafeCheckpointError, load_torch_file
-from primus_jax.tools.import_torch.write import import_checkpoint
+from primus_jax.tools.import_torch.load import (
+    UnreadableCheckpointError,
+    UnsafeCheckpointError,
+    load_torch_file,
+)
+from primus_jax.tools.import_torch.write import import_checkpoint, read_checkpoint
 
 __all__ = [
     "KEY_TABLE",
@@ -30,10 +34,12 @@ __all__ = [
     "TEMPERATURE_MODES",
     "CheckpointImportError",
     "ConvertedEncoder",
+    "UnreadableCheckpointError",
     "UnsafeCheckpointError",
     "convert_state_dict",
     "extract_state_dict",
     "import_checkpoint",
     "load_torch_file",
     "log_temperatures",
+    "read_checkpoint",
 ]

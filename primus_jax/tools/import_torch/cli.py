@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import json
 import pickle
-import sys
 from collections.abc import Sequence
 
 from absl import app, flags
 from ml_collections import config_flags
 
+from primus_jax import cli_errors
 from primus_jax.tools.import_torch.convert import CheckpointImportError
 from primus_jax.tools.import_torch.keys import TEMPERATURE_MODES
 from primus_jax.tools.import_torch.write import import_checkpoint
@@ -61,9 +61,7 @@ def main(argv: Sequence[str], fv: flags.FlagValues = flags.FLAGS) -> int:
             fv.checkpoint, fv.workdir, fv.config, prefix=fv.prefix, temperatures=fv.temperatures
         )
     except (CheckpointImportError, pickle.UnpicklingError, FileExistsError, OSError) as e:
-        # Expected user errors: one readable line, no traceback.
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return cli_errors.report(e)  # expected user errors: one line, no traceback
     print(json.dumps(summary, indent=2))
     cfg = "<config>"
     if fv.config is not None:

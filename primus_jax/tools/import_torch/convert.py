@@ -14,11 +14,12 @@ from typing import Any
 
 import numpy as np
 
+from primus_jax import cli_errors
 from primus_jax.tools.import_torch import keys
 from primus_jax.tools.import_torch.keys import KEY_TABLE, LAYOUTS, TEMPERATURE_KEYS
 
 
-class CheckpointImportError(ValueError):
+class CheckpointImportError(cli_errors.UserError, ValueError):
     """The PyTorch checkpoint cannot be mapped onto the encoder (message lists every key)."""
 
 

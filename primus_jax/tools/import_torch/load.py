@@ -11,18 +11,23 @@ from __future__ import annotations
 import os
 import pickle
 import types
+import warnings
 from typing import Any
 
 from absl import logging
 
-from primus_jax import safe_pickle
+from primus_jax import cli_errors, safe_pickle
 
 # Plain data constructors that protocol-2 pickles (torch.save's default) reference by name.
 _SAFE_BUILTINS = ("set", "frozenset", "slice", "complex", "bytearray", "range")
 
 
-class UnsafeCheckpointError(pickle.UnpicklingError):
+class UnsafeCheckpointError(cli_errors.UserError, pickle.UnpicklingError):
     """The checkpoint's pickle references code that could run on load; it was not loaded."""
+
+
+class UnreadableCheckpointError(cli_errors.UserError, pickle.UnpicklingError):
+    """The file is not a readable ``torch.save`` file; the message names it."""
 
 
 def torch_allowed_globals() -> dict[str, Any]:
@@ -89,6 +94,8 @@ def load_torch_file(path: str | os.PathLike) -> tuple[Any, str]:
     Raises:
       UnsafeCheckpointError: the pickle references code-running globals (``os.system``,
         ``builtins.eval``, ...).
+      UnreadableCheckpointError: not a readable ``torch.save`` file (truncated, damaged, a
+        plain pickle).
       ImportError: torch is not installed.
     """
     try:
@@ -101,18 +108,25 @@ def load_torch_file(path: str | os.PathLike) -> tuple[Any, str]:
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"PyTorch checkpoint {path!r} does not exist")
+    with warnings.catch_warnings():
+        # torch warns about pickle protocols other than 2; the restricted path handles them.
+        warnings.filterwarnings("ignore", "Detected pickle protocol", UserWarning)
+        return _load(torch, path)
+
+
+def _load(torch, path: str) -> tuple[Any, str]:
     try:
         return torch.load(path, map_location="cpu", weights_only=True), "weights_only"
-    except pickle.UnpicklingError as e:
+    except Exception as e:  # refused globals, or a damaged file: the fallback says which
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
-        logging.info("weights_only load refused (%s); using the restricted unpickler", first)
+        logging.debug("weights_only load refused (%s); using the restricted unpickler", first)
     module = _pickle_module(torch_allowed_globals())
     try:
         obj = torch.load(path, map_location="cpu", weights_only=False, pickle_module=module)
-    except UnsafeCheckpointError:
-        raise
+    except UnsafeCheckpointError as e:
+        raise UnsafeCheckpointError(f"{path}: {e}") from None
     except Exception as e:  # a stub where a tensor was expected, a truncated file, ...
-        raise pickle.UnpicklingError(
+        raise UnreadableCheckpointError(
             f"{path}: not a readable torch checkpoint ({type(e).__name__}: {e}). Files written "
             "by torch.save (zip or legacy format) are supported; plain pickles are not."
         ) from e

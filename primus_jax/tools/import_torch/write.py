@@ -17,6 +17,7 @@ from absl import logging
 
 from primus_jax import safe_pickle
 from primus_jax.tools.import_torch.convert import (
+    CheckpointImportError,
     convert_state_dict,
     extract_state_dict,
     log_temperatures,
@@ -29,6 +30,24 @@ def _existing_checkpoints(workdir: str) -> list[str]:
     if not os.path.isdir(d):
         return []
     return sorted(n for n in os.listdir(d) if n.isdigit())
+
+
+def read_checkpoint(
+    checkpoint, *, prefix: str | None = None, gru_over: str = "channels", default_dims=None
+) -> tuple:
+    """``(converted encoder, format info, loader)`` of a PyTorch file, without running code
+    from it; every error names the file (``CheckpointImportError`` or an
+    ``UnpicklingError`` subclass from :func:`load_torch_file`)."""
+    checkpoint = os.fspath(checkpoint)
+    obj, loader = load_torch_file(checkpoint)
+    try:
+        state_dict, info = extract_state_dict(obj)
+        conv = convert_state_dict(
+            state_dict, prefix=prefix, gru_over=gru_over, default_dims=default_dims
+        )
+    except CheckpointImportError as e:
+        raise CheckpointImportError(f"{checkpoint}: {e}") from None
+    return conv, info, loader
 
 
 def import_checkpoint(
@@ -73,10 +92,8 @@ def import_checkpoint(
     else:
         config = config.copy_and_resolve_references()
 
-    obj, loader = load_torch_file(checkpoint)
-    state_dict, info = extract_state_dict(obj)
-    conv = convert_state_dict(
-        state_dict,
+    conv, info, loader = read_checkpoint(
+        checkpoint,
         prefix=prefix,
         gru_over=config.model.gru_over,
         default_dims={k: config.model[k] for k in ("hidden", "ssl_dim", "mm_dim")},

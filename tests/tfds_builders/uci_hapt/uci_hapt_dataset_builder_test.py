@@ -1,5 +1,6 @@
 """Builds uci_hapt from dummy_data (UCI raw layout) and from the installed package."""
 
+import collections
 import filecmp
 import logging
 import os
@@ -276,3 +277,29 @@ def test_real_hapt_transitions_from_installed_package(tmp_path):
         subjects = {int(ex["subject"].decode()[4:]) for ex in exs}
         assert subjects == {u for u, s in by_user.items() if s == split}
     assert want["test"].tolist() == [18] * 6 and want["train"].sum() == 213
+
+
+def test_fuzzed_raw_files_are_skipped_and_counted_or_named(tmp_path):
+    """Seeded corruptions of the RawData files: each build finishes with the damaged file
+    skipped and counted by reason, or fails naming it; never a window holding NaN/inf."""
+    from support import fuzz
+
+    names = sorted(os.listdir(os.path.join(DUMMY, "RawData")))
+    outcomes = collections.Counter()
+    for i, (name, mutation, seed) in enumerate(fuzz.cases(names, fuzz.WS_TEXT_MUTATIONS, 30)):
+        manual = testing_utils.copy_tree(DUMMY, tmp_path / f"m{i}")
+        damaged = os.path.join(manual, "RawData", name)
+        fuzz.corrupt_file(damaged, mutation, seed)
+        kind, builder = fuzz.check_outcome(
+            lambda m=manual, i=i: testing_utils.build(hapt.Builder, tmp_path / f"d{i}", m), damaged
+        )
+        outcomes[kind] += 1
+        if kind == "error":  # labels.txt, or a split left without windows: named above
+            continue
+        for split in builder.info.splits:
+            for ex in testing_utils.read_split(builder, split):
+                assert np.isfinite(ex["imu"]).all(), (name, mutation, ex["id"])
+        skipped = builder.info.metadata["build_stats"]["events"]["all"]
+        # The dummy data's own three bad inputs are counted as before, plus the damage.
+        assert sum(skipped.values()) >= 3, (name, mutation, skipped)
+    assert outcomes["ok"] >= 12, outcomes
