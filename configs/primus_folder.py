@@ -15,10 +15,14 @@ terms only.
 All three losses at the paper's weights, paper augmentations, Adam 2e-4, global batch 32
 (lower it if the training split has fewer windows), queue 256, 500 steps.
 
-Healthy numbers, on the generated messy folder (tfds_builders/imu_folder/dummy_data: 30
-training windows, 16 with a narration) with --config.data.batch_size=16
---config.queue.size=32 --config.train.num_steps=100 (seed 0, 2-core CPU): total loss from
-~HEALTHY_START at step 1 to ~HEALTHY_END at step 100, queue_fill 1.0 from step 2.
+Healthy numbers, on the generated messy folder (``python -m
+tfds_builders.imu_folder.dummy_data_generation my_recordings``: 30 training windows, 20 with a
+narration) with --config.data.batch_size=16 --config.queue.size=32
+--config.train.num_steps=100 (seed 0, 2-core CPU, ~33 s): total loss 11.0 at step 1 (L_NN 0
+while the queue is empty), 14.9 at step 10 (L_SS 4.0, L_MM 4.2, L_NN 6.7), then 8.2-9.5 from
+step 60 on (L_SS ~1.3, L_MM ~2.4, L_NN 4.5-5.8), nn_self and nn_same_recording 0. The
+configs/fewshot.py run on it: logistic probe 81.5 / 96.3 / 100 % at k = 1 / 2 / 5, zero-shot
+100 % (two well-separated synthetic activities, 9 test windows).
 """
 
 from primus_jax.config import base_config
