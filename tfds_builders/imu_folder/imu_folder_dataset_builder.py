@@ -53,13 +53,7 @@ class Builder(SegmentBuilder):
         segment_format.SegmentConfig(
             name="raw", description="IMU, labels and narrations of the folder; no embeddings."
         ),
-        segment_format.SegmentConfig(
-            name="minilm",
-            description="As raw, plus 384-d all-MiniLM-L6-v2 embeddings of the narrations from "
-            "the store <manual_dir>/embeddings/minilm.",
-            text_store="embeddings/minilm",
-            text_emb_dim=384,
-        ),
+        segment_format.minilm_config(),
     ]
     MANUAL_DOWNLOAD_INSTRUCTIONS = """
     The manual directory is your folder of recordings with a manifest.yaml (or manifest.json)
