@@ -125,6 +125,18 @@ def clip4clip_config() -> SegmentConfig:
     )
 
 
+def minilm_config() -> SegmentConfig:
+    """The ``minilm`` config of the text datasets: 384-d all-MiniLM-L6-v2 text embeddings
+    merged from ``<manual_dir>/embeddings/minilm`` (``python -m primus_jax.embed``)."""
+    return SegmentConfig(
+        name="minilm",
+        description="As raw, plus 384-d all-MiniLM-L6-v2 text embeddings read from the "
+        "store <manual_dir>/embeddings/minilm.",
+        text_store="embeddings/minilm",
+        text_emb_dim=384,
+    )
+
+
 def segment_id(recording: str, start_s: float) -> str:
     """The stable key ``<recording>/<start_ms>``."""
     return f"{recording}/{round(start_s * 1000)}"

@@ -14,7 +14,7 @@ import os
 
 from absl import logging
 
-OUR_DATASETS = ("egoexo4d", "ego4d", "realworld", "uci_hapt")
+OUR_DATASETS = ("egoexo4d", "ego4d", "imu_folder", "realworld", "uci_hapt")
 
 
 def default_data_dir() -> str:

@@ -195,13 +195,7 @@ class Builder(SegmentBuilder):
         segment_format.SegmentConfig(
             name="raw", description="IMU, labels and templated sentences; no embeddings."
         ),
-        segment_format.SegmentConfig(
-            name="minilm",
-            description="As raw, plus 384-d all-MiniLM-L6-v2 text embeddings read from the "
-            "store <manual_dir>/embeddings/minilm.",
-            text_store="embeddings/minilm",
-            text_emb_dim=384,
-        ),
+        segment_format.minilm_config(),
         segment_format.SegmentConfig(
             name=TRANSITIONS,
             description="Novel classes: the 6 postural transitions (UCI 7-12), one 5 s window "
