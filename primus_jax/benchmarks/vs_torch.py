@@ -32,7 +32,7 @@ _CONFIG = flags.DEFINE_string("config", "configs/primus.py", "JAX config file.")
 _STEPS = flags.DEFINE_integer("steps", 20, "Timed steps per process.")
 
 
-def compare(cmd_a: list[str], cmd_b: list[str], pairs: int, timeout: float = 900) -> dict:
+def compare(cmd_a: list[str], cmd_b: list[str], pairs: int, timeout: float = 1800) -> dict:
     """Runs ``cmd_a`` and ``cmd_b`` in turn ``pairs`` times; medians and A/B pair ratios of
     ``samples_per_s`` and of the peak RSS."""
     runs = {"a": [], "b": []}
@@ -40,7 +40,10 @@ def compare(cmd_a: list[str], cmd_b: list[str], pairs: int, timeout: float = 900
         for k, cmd in (("a", cmd_a), ("b", cmd_b)):
             r = measure.run_child(cmd, timeout=timeout)
             if r["returncode"] != 0 or not r["record"]:
-                raise RuntimeError(f"{' '.join(cmd)} failed:\n{r['stderr'][-2000:]}")
+                raise RuntimeError(
+                    f"{' '.join(cmd)} failed (exit {r['returncode']}, {r['wall_s']} s; "
+                    f"killed at the {timeout} s bound if negative):\n{r['stderr'][-2000:]}"
+                )
             runs[k].append(
                 {"samples_per_s": r["record"]["samples_per_s"], "peak_rss_mb": r["peak_rss_mb"]}
             )
