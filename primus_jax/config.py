@@ -39,6 +39,9 @@ def base_config() -> ml_collections.ConfigDict:
     c.data.multimodal_fraction = 1.0
     # Whole split on the mesh; shuffling/batching inside the jitted step (fast accelerators).
     c.data.device_resident = False
+    # "host" (input pipeline), "resident" (= device_resident) or "auto": resident when the
+    # split takes at most a quarter of one device's memory (host RAM on CPU); logged.
+    c.data.input_mode = "host"
     # TFDS (source="tfds"): a built segment-format dataset, e.g. "uci_hapt/minilm".
     c.data.name = ""
     c.data.split = "train"

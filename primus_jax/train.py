@@ -91,7 +91,9 @@ def train_and_evaluate(config, workdir: str, *, step_hook=None, programs=None):
             f.write(config.to_json_best_effort(indent=2))
 
     mesh = sharding.make_mesh(config)
-    if config.data.device_resident:
+    input_mode, why = input_pipeline.choose_input_mode(config)
+    logging.info("data: %s input (%s)", input_mode, why)
+    if input_mode == "resident":
         resident = input_pipeline.make_resident_data(config, mesh)
         data_iter = None  # the position is the train state's step
         logging.info(

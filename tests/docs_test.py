@@ -34,6 +34,10 @@ NOT_RUN = {
     (".venv/bin/pip", "install"): "installs packages (CUDA wheels)",
     ("sbatch",): "needs a SLURM cluster; its DRY_RUN=1 form runs here",
     ("bash", "launch/tpu_vm.sh"): "needs gcloud and a TPU VM; its --dry-run form runs here",
+    ("bash", "launch/accelerator_check.sh"): "minutes on an accelerator; "
+    "tests/tools/accelerator_check_test.py runs it at tiny sizes",
+    ("python", "-m", "primus_jax.benchmarks.vs_torch"): "needs the PyTorch reference step "
+    "script (kept outside the repository); tests/benchmarks/vs_torch_test.py tests the pairing",
 }
 DRY_RUN_FORMS = {("bash", "launch/tpu_vm.sh"): "--dry-run"}
 

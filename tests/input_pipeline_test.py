@@ -7,7 +7,7 @@ import jax
 import numpy as np
 import pytest
 
-from primus_jax import checkpointing, sharding
+from primus_jax import checkpointing, input_pipeline, sharding
 from primus_jax.config import base_config
 from primus_jax.data import prepare, resident, tfds_input
 from tfds_builders import testing_utils
@@ -226,3 +226,25 @@ def test_training_on_tfds_resumes_exactly(data_dir, tmp_path, resident_mode, pro
     assert losses(tmp_path / "a") == pytest.approx(losses(wd), abs=1e-6)
     for a, b in zip(jax.tree.leaves(straight.params), jax.tree.leaves(resumed.params)):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-6)
+
+
+def test_choose_input_mode():
+    from primus_jax.config import ConfigError, base_config
+
+    c = base_config()
+    assert input_pipeline.choose_input_mode(c)[0] == "host"  # the default
+    c.data.input_mode = "auto"
+    per = input_pipeline.bytes_per_example(c)
+    assert per == 250 * 6 * 4 + 2 * 512 * 4 + 18
+    mode, why = input_pipeline.choose_input_mode(c, num_examples=1000, memory_bytes=4 * per * 1000)
+    assert mode == "resident" and "fits" in why and "1000 segments" in why
+    mode, why = input_pipeline.choose_input_mode(c, num_examples=1000, memory_bytes=4 * per * 999)
+    assert mode == "host" and "does not fit" in why
+    # The synthetic split's size comes from the config; this machine has memory for 8192.
+    assert input_pipeline.choose_input_mode(c)[0] == "resident"
+    c.data.device_resident = True
+    c.data.input_mode = "host"
+    assert input_pipeline.choose_input_mode(c)[0] == "resident"
+    c.data.input_mode = "gpu"
+    with pytest.raises(ConfigError, match=r"data\.input_mode"):
+        input_pipeline.choose_input_mode(c)

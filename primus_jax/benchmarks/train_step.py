@@ -6,7 +6,8 @@
 Steady state: a full NN queue, batches already on the device (``--data device``; ``host`` =
 the config's input pipeline, ``resident`` = its split on the mesh), ``block_until_ready`` on
 the whole state every step; compilation is timed on its own. Prints one JSON line
-(``samples_per_s``, ``step_ms_median``, ``compile_s``, ``peak_mem_mb``, ...). How to compare
+(``samples_per_s``, ``step_ms_median``, ``compile_s``, ``peak_mem_mb``, ``cpu_model``,
+``peak_rss_mb``, ``xla_flags``, ...). How to compare
 it with the PyTorch reference step: docs/benchmarks.md.
 """
 
@@ -14,7 +15,6 @@ from __future__ import annotations
 
 import functools
 import json
-import resource
 import statistics
 import sys
 import time
@@ -23,21 +23,7 @@ from absl import flags
 from ml_collections import config_flags
 
 from primus_jax import cli_errors, contract
-
-_CONFIG = config_flags.DEFINE_config_file("config", "configs/primus.py", "Config file.")
-_BATCH = flags.DEFINE_integer("batch", None, "Global batch (default: the config's).")
-_STEPS = flags.DEFINE_integer("steps", 20, "Timed steps.")
-_WARMUP = flags.DEFINE_integer("warmup", 3, "Untimed steps after compilation.")
-_MODE = flags.DEFINE_enum("mode", "train", ["train", "forward"], "Full step or inference.")
-_DTYPE = flags.DEFINE_enum("dtype", None, ["float32", "bfloat16"], "Override model.compute_dtype.")
-_DEVICES = flags.DEFINE_integer("devices", -1, "Devices on the data axis (-1: all).")
-_DATA = flags.DEFINE_enum(
-    "data",
-    "device",
-    ["device", "host", "resident"],
-    "device: batches pre-placed on the mesh (the step alone); host: the config's input "
-    "pipeline every step; resident: the config's split on the mesh, batched in the step.",
-)
+from primus_jax.benchmarks import measure
 
 
 def flops_per_sample(config) -> dict:
@@ -73,8 +59,7 @@ def _peak_mem_mb(devices) -> float:
             peaks.append(stats["peak_bytes_in_use"])
     if peaks:
         return round(max(peaks) / 2**20, 1)
-    # CPU: the process's peak resident set (KiB on Linux).
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    return measure.peak_rss_mb()  # CPU: the process's peak resident set
 
 
 def _full_queue(state, key):
@@ -229,6 +214,7 @@ def run(config, *, batch, steps, warmup, mode, devices_on_axis=-1, data="device"
         "steps": steps,
         "warmup": warmup,
         "jax": jax.__version__,
+        **measure.machine_fields(),
     }
 
 
@@ -251,5 +237,27 @@ def main(argv):
     print(json.dumps(result), flush=True)
 
 
+def _define_flags():
+    """Flags only when run as a program, so other tools can import :func:`run`."""
+    global _CONFIG, _BATCH, _STEPS, _WARMUP, _MODE, _DTYPE, _DEVICES, _DATA
+    _CONFIG = config_flags.DEFINE_config_file("config", "configs/primus.py", "Config file.")
+    _BATCH = flags.DEFINE_integer("batch", None, "Global batch (default: the config's).")
+    _STEPS = flags.DEFINE_integer("steps", 20, "Timed steps.")
+    _WARMUP = flags.DEFINE_integer("warmup", 3, "Untimed steps after compilation.")
+    _MODE = flags.DEFINE_enum("mode", "train", ["train", "forward"], "Full step or inference.")
+    _DTYPE = flags.DEFINE_enum(
+        "dtype", None, ["float32", "bfloat16"], "Override model.compute_dtype."
+    )
+    _DEVICES = flags.DEFINE_integer("devices", -1, "Devices on the data axis (-1: all).")
+    _DATA = flags.DEFINE_enum(
+        "data",
+        "device",
+        ["device", "host", "resident"],
+        "device: batches pre-placed on the mesh (the step alone); host: the config's input "
+        "pipeline every step; resident: the config's split on the mesh, batched in the step.",
+    )
+
+
 if __name__ == "__main__":
+    _define_flags()
     cli_errors.run(main)

@@ -159,11 +159,9 @@ def evaluate(config, workdir: str) -> dict:
     t_embed = time.perf_counter()
     train_emb = encoder.embed(data.train.imu)
     test_emb = encoder.embed(data.test.imu)
+    embed_s = time.perf_counter() - t_embed
     logging.info(
-        "eval: embedded %d + %d windows in %.1f s",
-        len(data.train),
-        len(data.test),
-        time.perf_counter() - t_embed,
+        "eval: embedded %d + %d windows in %.1f s", len(data.train), len(data.test), embed_s
     )
     key = config.embedding
     mm_dim = test_emb["mmcl"].shape[1]
@@ -174,6 +172,7 @@ def evaluate(config, workdir: str) -> dict:
         logging.info("eval: no zero-shot (%s)", why_not)
     evaluators = _evaluators(plan, prompts is not None, config.zeroshot, tau_mm)
     windows = any(e.needs_windows for e in evaluators.values())
+    t_fit = time.perf_counter()
     results = fewshot.run_fewshot(
         train_emb[key],
         data.train.y,
@@ -190,6 +189,15 @@ def evaluate(config, workdir: str) -> dict:
         test_ids=data.test.ids,
         train_windows=data.train.imu if windows else None,
         test_windows=data.test.imu if windows else None,
+    )
+    fit_s = time.perf_counter() - t_fit
+    logging.info(
+        "eval: %d shots x %d trials x %d methods fitted in %.1f s (embedding %.1f s)",
+        len(plan.shots),
+        config.trials,
+        len(evaluators),
+        fit_s,
+        embed_s,
     )
     notes = {
         "encoder": desc,

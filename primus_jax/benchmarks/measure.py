@@ -1,0 +1,109 @@
+"""What every benchmark record carries, measured one way for JAX and PyTorch alike.
+
+``machine_fields()`` gives ``cpu_model``, ``peak_rss_mb`` (this process's peak resident set,
+``getrusage``) and the XLA flags and allocator settings in force. ``run_child(cmd)`` runs a
+benchmark as a child process and reads its peak RSS from the kernel's accounting of that child
+(``os.wait4``), so a JAX run and a PyTorch run compared side by side are measured by the same
+code (``primus_jax.benchmarks.vs_torch``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import subprocess
+import time
+
+# Environment variables that change a CPU step's speed (docs/benchmarks.md).
+ENV_KEYS = ("XLA_FLAGS", "MALLOC_TOP_PAD_", "MALLOC_ARENA_MAX", "OMP_NUM_THREADS")
+
+
+def cpu_model() -> str:
+    """The host CPU's model name (``/proc/cpuinfo``), or ``platform.processor()``."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def cpu_flags() -> list[str]:
+    """The vector/matrix extensions that decide GEMM speed (avx2, avx512*, amx*)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = line.split(":", 1)[1].split()
+                    return sorted(f for f in flags if f.startswith(("avx", "amx", "fma")))
+    except OSError:
+        pass
+    return []
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set of this process so far, in MiB (Linux reports KiB)."""
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def xla_flags() -> list[str]:
+    return os.environ.get("XLA_FLAGS", "").split()
+
+
+def machine_fields() -> dict:
+    return {
+        "cpu_model": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "cpu_flags": cpu_flags(),
+        "peak_rss_mb": peak_rss_mb(),
+        "xla_flags": xla_flags(),
+        "env": {k: os.environ[k] for k in ENV_KEYS if k in os.environ},
+        "load_avg_1m": round(os.getloadavg()[0], 2),
+    }
+
+
+def run_child(cmd: list[str], *, env: dict | None = None, timeout: float | None = None) -> dict:
+    """Runs ``cmd``; returns its last JSON stdout line, wall time, exit code and peak RSS.
+
+    ``peak_rss_mb`` is the child's own ``ru_maxrss`` as the kernel reports it to ``os.wait4``
+    (MiB): the same figure whatever the child runs (JAX, PyTorch).
+    """
+    import tempfile
+
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, text=True)
+        deadline = None if timeout is None else t0 + timeout
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if deadline is not None and time.perf_counter() > deadline:
+                proc.kill()
+                pid, status, usage = os.wait4(proc.pid, 0)
+                break
+            time.sleep(0.05)
+        wall = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    record = None
+    for line in reversed(stdout.strip().splitlines()):
+        if line.startswith("{"):
+            try:
+                record = json.loads(line)
+                break
+            except json.JSONDecodeError:
+                continue
+    return {
+        "returncode": proc.returncode,
+        "wall_s": round(wall, 3),
+        "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+        "record": record,
+        "stderr": stderr,
+    }

@@ -1,0 +1,26 @@
+"""The paired comparison measures both commands' peak RSS the same way (kernel accounting of
+each child) and forms median pair ratios."""
+
+import sys
+
+from primus_jax.benchmarks import measure, vs_torch
+
+
+def _cmd(mb, rate):
+    code = (
+        f"import json; x = bytearray({mb} * 2**20); x[::4096] = b'1' * len(x[::4096]); "
+        f"print(json.dumps({{'samples_per_s': {rate}}}))"
+    )
+    return [sys.executable, "-c", code]
+
+
+def test_compare_pairs_and_rss():
+    r = vs_torch.compare(_cmd(300, 200.0), _cmd(100, 100.0), pairs=2)
+    assert r["samples_per_s"]["ratio_median"] == 2.0
+    a, b = r["peak_rss_mb"]["a"], r["peak_rss_mb"]["b"]
+    assert 300 <= a < 360 and 100 <= b < 160 and a - b > 180
+
+
+def test_machine_fields():
+    f = measure.machine_fields()
+    assert f["cpu_model"] and f["peak_rss_mb"] > 0 and isinstance(f["xla_flags"], list)
