@@ -16,6 +16,7 @@ from primus_jax.models.encoder import GRU_ORIENTATIONS
 SCHEDULES = ("constant", "warmup_cosine")
 COMPUTE_DTYPES = ("float32", "bfloat16")
 DATA_SOURCES = ("synthetic", "tfds")
+ON_NONFINITE = ("stop", "skip_batch")
 
 
 class ConfigError(ValueError):
@@ -128,6 +129,14 @@ def base_config() -> ml_collections.ConfigDict:
             log_every=50,
             checkpoint_every=1000,
             keep_checkpoints=3,
+            # A step whose loss or gradients are not finite: "stop" the run (naming the
+            # step; the last checkpoint is kept), or "skip_batch": keep parameters, optimizer
+            # state and queue as before the step, advance the step (data position, RNG) and
+            # log the skipped segments (primus_jax/nonfinite.py).
+            on_nonfinite="stop",
+            # The workdir lock of another host goes stale when not refreshed for this long
+            # (primus_jax/workdir.py); on the lock's own host a dead owner is stale at once.
+            lock_lease_s=600.0,
         )
     )
 
@@ -156,8 +165,50 @@ def names(value, allowed, key: str, *, presets=()) -> tuple[str, ...]:
     return items
 
 
+def _leaf_type_error(value, default) -> str | None:
+    """Why ``value`` cannot stand where ``base_config`` has ``default`` (None if it can).
+
+    ``ConfigDict`` already refuses most wrong types on assignment; what it lets through is
+    None anywhere, a bool for a number and a number for a bool."""
+    if isinstance(default, bool):
+        return None if isinstance(value, bool) else f"must be True or False, got {value!r}"
+    if isinstance(default, int | float):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return f"must be a number, got {value!r}"
+        if isinstance(default, int) and not isinstance(value, int):
+            return f"must be an integer, got {value!r}"
+        if value != value or value in (float("inf"), float("-inf")):
+            return f"must be finite, got {value!r}"
+        return None
+    if isinstance(default, str):
+        return None if isinstance(value, str) else f"must be a string, got {value!r}"
+    if isinstance(default, tuple | list):
+        ok = isinstance(value, tuple | list | str)
+        return None if ok else f"must be a list of names, got {value!r}"
+    return None
+
+
+def check_types(config, defaults=None, prefix: str = "") -> None:
+    """Every key that ``base_config`` defines has a value of its type (ConfigError if not);
+    keys a config file adds are left to their own checks."""
+    defaults = base_config() if defaults is None else defaults
+    for key, default in defaults.items():
+        if key not in config:
+            continue
+        value, name = config[key], f"{prefix}{key}"
+        if isinstance(default, ml_collections.ConfigDict):
+            if not isinstance(value, ml_collections.ConfigDict):
+                raise ConfigError(name, f"must be a config block, got {value!r}")
+            check_types(value, default, name + ".")
+            continue
+        why = _leaf_type_error(value, default)
+        if why:
+            raise ConfigError(name, why)
+
+
 def validate(config, *, num_devices: int, process_count: int = 1) -> None:
     """The checks common to every objective (``objectives.resolve`` adds the objective's)."""
+    check_types(config)
     b = config.data.batch_size
     if config.data.source not in DATA_SOURCES:
         raise ConfigError("data.source", f"{config.data.source!r} is not one of {DATA_SOURCES}")
@@ -243,6 +294,10 @@ def validate(config, *, num_devices: int, process_count: int = 1) -> None:
     for k in ("log_every", "checkpoint_every", "keep_checkpoints"):
         if t[k] <= 0:
             raise ConfigError(f"train.{k}", f"must be positive, got {t[k]}")
+    if t.get("on_nonfinite", "stop") not in ON_NONFINITE:
+        raise ConfigError("train.on_nonfinite", f"{t.on_nonfinite!r} is not one of {ON_NONFINITE}")
+    if t.get("lock_lease_s", 1.0) <= 0:
+        raise ConfigError("train.lock_lease_s", f"must be > 0 seconds, got {t.lock_lease_s}")
 
 
 def load_config_file(path: str, *args):
