@@ -38,12 +38,30 @@ def main(argv):
 
     logging.info("JAX %s: %s", jax.__version__, jax.devices())
     config = _CONFIG.value
-    if config.get("mode", "pretrain") == "fewshot":
-        from primus_jax.evaluation import run as evaluation_run
+    try:
+        if config.get("mode", "pretrain") == "fewshot":
+            from primus_jax.evaluation import run as evaluation_run
 
-        evaluation_run.evaluate(config, _WORKDIR.value)
-    else:
-        train.train_and_evaluate(config, _WORKDIR.value)
+            evaluation_run.evaluate(config, _WORKDIR.value)
+        else:
+            train.train_and_evaluate(config, _WORKDIR.value)
+    except _named_errors() as e:
+        # A named fault (bad config, busy or unwritable workdir, damaged or unsaveable
+        # checkpoint, non-finite step): one line that says what and how to go on.
+        logging.error("%s: %s", type(e).__name__, e)
+        raise SystemExit(1) from None
+
+
+def _named_errors() -> tuple[type[BaseException], ...]:
+    from primus_jax import checkpointing, config, nonfinite, workdir
+
+    return (
+        config.ConfigError,
+        workdir.WorkdirError,
+        workdir.WorkdirLockedError,
+        checkpointing.CheckpointError,
+        nonfinite.NonFiniteError,
+    )
 
 
 def run():

@@ -259,7 +259,12 @@ def hold(workdir, *, lease_s: float, process_index: int = 0, subdirs=()) -> Work
 
     lock = WorkdirLock(workdir, lease_s=lease_s)
     if process_index == 0:
-        check_writable(workdir, *(_path(workdir) / d for d in subdirs))
-        lock.acquire()
+        check_writable(workdir)
+        lock.acquire()  # before anything else is written
+        try:
+            check_writable(*(_path(workdir) / d for d in subdirs))
+        except WorkdirError:
+            lock.release()
+            raise
     distributed.wait_for_all_processes("workdir_lock")
     return lock
