@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from support.checkpoints import truncate_arrays
 
 from primus_jax import checkpointing
 
@@ -23,19 +24,6 @@ def _target():
     return jax.tree.map(
         lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=a.sharding), _state(0)
     )
-
-
-def truncate_arrays(step_dir):
-    """What a half-synced copy or a full disk leaves: every array data file of the step's
-    state cut to a third of its size."""
-    cut = 0
-    for root, _, files in os.walk(os.path.join(step_dir, "state")):
-        for f in files:
-            p = os.path.join(root, f)
-            if os.path.basename(root) == "d":  # tensorstore's data files
-                os.truncate(p, os.path.getsize(p) // 3)
-                cut += 1
-    assert cut, "no array files found to damage"
 
 
 def _ckpt(tmp_path, keep=3):

@@ -10,6 +10,7 @@ import os
 import jax
 import numpy as np
 import pytest
+from support.checkpoints import truncate_arrays
 
 from primus_jax import input_pipeline, nonfinite, objectives, optim, sharding, train
 from primus_jax import state as state_lib
@@ -120,6 +121,19 @@ def test_skip_batch_equals_a_run_without_that_batch(tmp_path, monkeypatch, caplo
     assert rows[BAD_STEP]["train/skipped"] == 1 and rows[BAD_STEP]["train/loss"] is None
     assert rows[BAD_STEP + 1]["train/skipped"] == 0 and rows[BAD_STEP + 1]["train/loss"] > 0
     assert sorted(os.listdir(tmp_path / "checkpoints")) == ["2", "4"]
+
+    # 4. The issue's restart after a damaged newest checkpoint, on the same program: step
+    # 4's arrays truncated, the rerun reports it, moves it aside, resumes from step 2 and
+    # ends exactly where the first run ended.
+    monkeypatch.undo()
+    truncate_arrays(tmp_path / "checkpoints" / "4")
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        again = _host(train.train_and_evaluate(c, str(tmp_path), programs=programs))
+    assert "step 4" in caplog.text and "cannot be read" in caplog.text
+    assert "resuming from step 2 instead of step 4" in caplog.text
+    assert os.listdir(tmp_path / "damaged_checkpoints")[0].startswith("4.")
+    _assert_equal(again, final, "resumed past the damaged checkpoint")
 
 
 def _metrics(flag, loss=1.0):
