@@ -4,12 +4,19 @@ Layout: ``<workdir>/checkpoints/<step>/{state, data, meta}``. ``state`` is the w
 :class:`~primus_jax.state.TrainState` (step, params, optimizer state, NN queue, RNG),
 ``data`` the input iterator's position, ``meta`` a small JSON record (config, wall time).
 
-Resume order: the latest checkpoint in the workdir, else a fresh initialisation. Restoring
-works onto a different device count (the state is replicated; orbax reshards on restore).
+Resume order: the latest readable checkpoint in the workdir, else a fresh initialisation. A
+checkpoint that fails to read is reported by step and reason, moved to
+``<workdir>/damaged_checkpoints/`` (never deleted) and the next older one is used; a damaged
+step-0 (imported) checkpoint stops the run instead, since training from random weights is not
+what was asked. A save is read back before ``keep_checkpoints`` removes anything older, and a
+save that fails (full or read-only disk) raises :class:`CheckpointSaveError` with the previous
+checkpoint intact. Restoring works onto a different device count (the state is replicated;
+orbax reshards on restore).
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import threading
@@ -31,19 +38,55 @@ def absolute_path(path) -> epath.Path:
     return epath.Path(os.path.abspath(os.path.expanduser(path)))
 
 
+class CheckpointError(cli_errors.RunFault, RuntimeError):
+    """A checkpoint cannot be read (and no older one can stand in for it)."""
+
+
+class CheckpointSaveError(CheckpointError):
+    """Writing a checkpoint failed; the previous one is intact."""
+
+
+DAMAGED_DIR = "damaged_checkpoints"
+
+
+def failure_reason(e: BaseException) -> str:
+    """One line: the errno name where one is in the chain (ENOSPC, EROFS, EACCES), the
+    exception type and the first line of its message."""
+    name, seen = "", e
+    while seen is not None and not name:
+        if isinstance(seen, OSError) and seen.errno:
+            name = errno.errorcode.get(seen.errno, "")
+        seen = seen.__cause__ or seen.__context__
+    text = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    for code, words in (
+        ("ENOSPC", "No space left"),
+        ("EROFS", "Read-only file system"),
+        ("EACCES", "Permission denied"),
+    ):
+        if not name and words in str(e):
+            name = code
+    text = text if len(text) <= 300 else text[:300] + " ..."
+    return f"{name + ': ' if name else ''}{type(e).__name__}: {text}"
+
+
 def _is_grain_iterator(it) -> bool:
     return type(it).__module__.startswith("grain")
 
 
 class Checkpointer:
-    """Periodic / final / preemption saves with keep-last-N, and restore-latest."""
+    """Periodic / final / preemption saves with keep-last-N, and restore-latest-readable.
+
+    Old checkpoints are removed here, not by orbax: only after the newest one has been read
+    back (:meth:`_verify_pending`, at the next save and at :meth:`close`)."""
 
     def __init__(self, directory, *, max_to_keep: int, async_save: bool = True):
         self.directory = absolute_path(directory)
+        self.keep = max_to_keep
+        self._pending: tuple[int, object] | None = None  # (step, abstract state) unread
         self.manager = ocp.CheckpointManager(
             self.directory,
             options=ocp.CheckpointManagerOptions(
-                max_to_keep=max_to_keep,
+                max_to_keep=None,
                 create=True,
                 enable_async_checkpointing=async_save,
             ),
@@ -75,15 +118,61 @@ class Checkpointer:
         # Let the step that produced ``state`` finish before orbax slices and copies it, so
         # the blocking part of the save measures the copy, not the step.
         state = jax.block_until_ready(state)
+        self._verify_pending()
         args = ocp.args.Composite(
             state=ocp.args.StandardSave(state),
             data=self._data_save_args(data_iter),
             meta=ocp.args.JsonSave({"step": int(step), "time": time.time(), **(meta or {})}),
         )
-        saved = self.manager.save(step, args=args, force=force)
+        try:
+            saved = self.manager.save(step, args=args, force=force)
+        except Exception as e:
+            raise self._save_error(step, e) from e
         if saved:
             logging.info("checkpoint: saving step %d to %s", step, self.directory)
+            abstract = jax.tree.map(
+                lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=a.sharding), state
+            )
+            self._pending = (step, abstract)
         return saved
+
+    def _save_error(self, step: int, e: BaseException, what="saving") -> CheckpointSaveError:
+        self.manager.reload()
+        good = [s for s in self.manager.all_steps() if s != step]
+        kept = (
+            f"the previous checkpoint (step {max(good)}) is intact"
+            if good
+            else "no older checkpoint exists"
+        )
+        return CheckpointSaveError(
+            f"{what} checkpoint step {step} in {self.directory} failed ({failure_reason(e)}); "
+            f"{kept}. Free space or make it writable, then rerun the same command to resume"
+        )
+
+    def _verify_pending(self) -> None:
+        """Waits for the last save, reads it back, then removes checkpoints beyond
+        ``keep`` (never the one just verified, never one before a newer one is readable)."""
+        if self._pending is None:
+            return
+        step, abstract = self._pending
+        self._pending = None
+        try:
+            self.manager.wait_until_finished()
+        except Exception as e:
+            raise self._save_error(step, e) from e
+        try:
+            self.manager.restore(
+                step,
+                args=ocp.args.Composite(
+                    state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()
+                ),
+            )
+        except Exception as e:
+            raise self._save_error(step, e, "reading back") from e
+        steps = sorted(self.manager.all_steps())
+        for old in steps[: max(0, len(steps) - self.keep)]:
+            if old < step:
+                self.manager.delete(old)
 
     def restore(self, step: int, abstract_state, data_iter=None):
         """Restores ``(state, meta)`` at ``step`` onto ``abstract_state``'s shardings and
@@ -101,12 +190,70 @@ class Checkpointer:
         logging.info("checkpoint: restored step %d from %s", step, self.directory)
         return restored["state"], restored["meta"]
 
+    def restore_latest(self, abstract_state, data_iter=None):
+        """``(state, step)`` of the newest readable checkpoint (None if there is none),
+        moving unreadable ones aside. Step 0 (imported weights) restores no data position."""
+        lost = []
+        for step in sorted(self.manager.all_steps(), reverse=True):
+            try:
+                state, _ = self.restore(step, abstract_state, data_iter if step > 0 else None)
+            except Exception as e:
+                reason = failure_reason(e)
+                if step == 0:
+                    raise CheckpointError(
+                        f"the step-0 checkpoint in {self.directory} (imported weights) cannot "
+                        f"be read ({reason}); it is left in place. Re-run the import (or "
+                        "remove it to train from a fresh initialisation)"
+                    ) from e
+                aside = self._move_aside(step)
+                logging.error(
+                    "checkpoint: step %d in %s cannot be read (%s); moved to %s",
+                    step,
+                    self.directory,
+                    reason,
+                    aside,
+                )
+                lost.append(step)
+                continue
+            if lost:
+                logging.warning(
+                    "checkpoint: resuming from step %d instead of step %d: the training of "
+                    "steps %d-%d is lost and will be redone (damaged: %s)",
+                    step,
+                    max(lost),
+                    step + 1,
+                    max(lost),
+                    ", ".join(map(str, lost)),
+                )
+            return state, step
+        if lost:
+            logging.warning(
+                "checkpoint: no readable checkpoint left (damaged: %s): starting from scratch",
+                ", ".join(map(str, lost)),
+            )
+        return None
+
+    def _move_aside(self, step: int) -> epath.Path:
+        """Moves ``<directory>/<step>`` to ``<workdir>/damaged_checkpoints/`` (process 0)."""
+        from primus_jax import distributed
+
+        target_dir = self.directory.parent / DAMAGED_DIR
+        target = target_dir / f"{step}.{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}"
+        if jax.process_index() == 0:
+            target_dir.mkdir(parents=True, exist_ok=True)
+            (self.directory / str(step)).rename(target)
+        distributed.wait_for_all_processes(f"checkpoint_moved_{step}")
+        self.manager.reload()
+        return target
+
     def wait(self) -> None:
         self.manager.wait_until_finished()
 
     def close(self) -> None:
-        self.manager.wait_until_finished()
-        self.manager.close()
+        try:
+            self._verify_pending()
+        finally:
+            self.manager.close()
 
 
 class PreemptionWatcher:

@@ -26,12 +26,18 @@ import numpy as np
 from absl import app, flags
 
 EXIT_USER_ERROR = 2
+EXIT_FAULT = 1
 TRACEBACK_ENV = "PRIMUS_TRACEBACK"
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip's first local header, or an empty zip
 
 
 class UserError(Exception):
     """Something the user gave is wrong; the message names the file, key or flag."""
+
+
+class RunFault(Exception):
+    """A named fault of a run (busy or unwritable workdir, damaged or unsaveable checkpoint,
+    non-finite step): one line with its name and how to go on, exit status 1."""
 
 
 class FileError(UserError, ValueError):
@@ -123,6 +129,9 @@ def report(e: BaseException) -> int:
     """Prints ``error: <message>`` (after the traceback when wanted); returns the exit status."""
     if traceback_wanted():
         traceback.print_exception(e)
+    if isinstance(e, RunFault):
+        print(f"error: {type(e).__name__}: {one_line(e)}", file=sys.stderr, flush=True)
+        return EXIT_FAULT
     print(f"error: {one_line(e)}", file=sys.stderr, flush=True)
     return EXIT_USER_ERROR
 
@@ -155,7 +164,7 @@ def guarded(main: Callable) -> Callable:
     def wrapped(argv):
         try:
             return main(argv)
-        except (UserError, app.UsageError) as e:
+        except (UserError, RunFault, app.UsageError) as e:
             sys.exit(report(e))
 
     return wrapped

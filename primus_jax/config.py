@@ -16,6 +16,7 @@ from primus_jax.models.encoder import GRU_ORIENTATIONS
 SCHEDULES = ("constant", "warmup_cosine")
 COMPUTE_DTYPES = ("float32", "bfloat16")
 DATA_SOURCES = ("synthetic", "tfds")
+ON_NONFINITE = ("stop", "skip_batch")
 
 
 class ConfigError(cli_errors.UserError, ValueError):
@@ -131,6 +132,14 @@ def base_config() -> ml_collections.ConfigDict:
             log_every=50,
             checkpoint_every=1000,
             keep_checkpoints=3,
+            # A step whose loss or gradients are not finite: "stop" the run (naming the
+            # step; the last checkpoint is kept), or "skip_batch": keep parameters, optimizer
+            # state and queue as before the step, advance the step (data position, RNG) and
+            # log the skipped segments (primus_jax/nonfinite.py).
+            on_nonfinite="stop",
+            # The workdir lock of another host goes stale when not refreshed for this long
+            # (primus_jax/workdir.py); on the lock's own host a dead owner is stale at once.
+            lock_lease_s=600.0,
         )
     )
 
@@ -159,8 +168,52 @@ def names(value, allowed, key: str, *, presets=()) -> tuple[str, ...]:
     return items
 
 
+def _leaf_type_error(value, default) -> str | None:
+    """Why ``value`` cannot stand where ``base_config`` has ``default`` (None if it can).
+
+    ``ConfigDict`` already refuses most wrong types on assignment; what it lets through is
+    None anywhere, a bool for a number and a number for a bool."""
+    if isinstance(default, bool):
+        return None if isinstance(value, bool) else f"must be True or False, got {value!r}"
+    if isinstance(default, int | float):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return f"must be a number, got {value!r}"
+        if isinstance(default, int) and not isinstance(value, int):
+            return f"must be an integer, got {value!r}"
+        if value != value or value in (float("inf"), float("-inf")):
+            return f"must be finite, got {value!r}"
+        return None
+    if isinstance(default, str):
+        return None if isinstance(value, str) else f"must be a string, got {value!r}"
+    if isinstance(default, tuple | list):
+        ok = isinstance(value, tuple | list | str)
+        return None if ok else f"must be a list of names, got {value!r}"
+    return None
+
+
+def check_types(config, defaults=None, prefix: str = "") -> None:
+    """Every key that ``base_config`` defines has a value of its type (ConfigError if not);
+    keys a config file adds are left to their own checks."""
+    defaults = base_config() if defaults is None else defaults
+    for key, default in defaults.items():
+        if key not in config:
+            continue
+        value, name = config[key], f"{prefix}{key}"
+        if isinstance(default, ml_collections.ConfigDict):
+            if not isinstance(value, ml_collections.ConfigDict):
+                raise ConfigError(name, f"must be a config block, got {value!r}")
+            check_types(value, default, name + ".")
+            continue
+        why = _leaf_type_error(value, default)
+        if why:
+            raise ConfigError(name, why)
+
+
 def validate(config, *, num_devices: int, process_count: int = 1) -> None:
     """The checks common to every objective (``objectives.resolve`` adds the objective's)."""
+    check_types(config)
+    if not 0 <= config.seed < 2**32:
+        raise ConfigError("seed", f"must be in [0, 2**32), got {config.seed}")
     b = config.data.batch_size
     if config.data.source not in DATA_SOURCES:
         raise ConfigError("data.source", f"{config.data.source!r} is not one of {DATA_SOURCES}")
@@ -193,6 +246,8 @@ def validate(config, *, num_devices: int, process_count: int = 1) -> None:
             "data.batch_size", f"global batch {b} is not divisible by {process_count} processes"
         )
 
+    _validate_data(config.data)
+
     m = config.model
     if m.gru_over not in GRU_ORIENTATIONS:
         raise ConfigError("model.gru_over", f"{m.gru_over!r} is not one of {GRU_ORIENTATIONS}")
@@ -201,8 +256,12 @@ def validate(config, *, num_devices: int, process_count: int = 1) -> None:
             "model.compute_dtype", f"{m.compute_dtype!r} is not one of {COMPUTE_DTYPES}"
         )
     for k in ("hidden", "ssl_dim", "mm_dim", "conv_channels", "pool_bins"):
-        if m[k] <= 0:
-            raise ConfigError(f"model.{k}", f"must be positive, got {m[k]}")
+        if not 0 < m[k] <= MAX_WIDTH:
+            raise ConfigError(f"model.{k}", f"must be in [1, {MAX_WIDTH}], got {m[k]}")
+    if m.conv_channels % 4:
+        raise ConfigError(
+            "model.conv_channels", f"{m.conv_channels}: must be a multiple of 4 (GroupNorm(4))"
+        )
 
     try:
         augment_lib.parse_ops(config.augment.ops)
@@ -236,9 +295,18 @@ def validate(config, *, num_devices: int, process_count: int = 1) -> None:
         raise ConfigError("optim.schedule", f"{o.schedule!r} is not one of {SCHEDULES}")
     if o.schedule == "warmup_cosine" and not 0 <= o.warmup_steps < config.train.num_steps:
         raise ConfigError("optim.warmup_steps", f"{o.warmup_steps} must be in [0, train.num_steps)")
-    for k in ("weight_decay", "grad_clip_norm"):
+    for k in ("weight_decay", "grad_clip_norm", "warmup_steps"):
         if o[k] < 0:
             raise ConfigError(f"optim.{k}", f"must be >= 0, got {o[k]}")
+    for k in ("b1", "b2"):
+        if not 0 <= o[k] < 1:
+            raise ConfigError(f"optim.{k}", f"must be in [0, 1), got {o[k]}")
+    if o.eps <= 0:
+        raise ConfigError("optim.eps", f"must be > 0, got {o.eps}")
+    if not 0 <= o.final_lr_fraction <= 1:
+        raise ConfigError(
+            "optim.final_lr_fraction", f"must be in [0, 1], got {o.final_lr_fraction}"
+        )
 
     t = config.train
     if t.num_steps <= 0:
@@ -246,6 +314,40 @@ def validate(config, *, num_devices: int, process_count: int = 1) -> None:
     for k in ("log_every", "checkpoint_every", "keep_checkpoints"):
         if t[k] <= 0:
             raise ConfigError(f"train.{k}", f"must be positive, got {t[k]}")
+    if t.get("on_nonfinite", "stop") not in ON_NONFINITE:
+        raise ConfigError("train.on_nonfinite", f"{t.on_nonfinite!r} is not one of {ON_NONFINITE}")
+    if t.get("lock_lease_s", 1.0) <= 0:
+        raise ConfigError("train.lock_lease_s", f"must be > 0 seconds, got {t.lock_lease_s}")
+
+
+MAX_WIDTH = 65536  # model widths beyond this are a typo, not an encoder
+MAX_SYNTHETIC_BYTES = 32 * 2**30
+
+
+def _validate_data(d) -> None:
+    for k, low in (("num_threads", 0), ("prefetch", 0), ("worker_count", 0)):
+        if d[k] < low:
+            raise ConfigError(f"data.{k}", f"must be >= {low}, got {d[k]}")
+    if d.source != "synthetic":
+        return
+    s, key = d.synthetic, "data.synthetic."
+    if not d.batch_size <= s.num_examples:
+        raise ConfigError(
+            key + "num_examples", f"{s.num_examples}: fewer than one global batch ({d.batch_size})"
+        )
+    if s.num_examples * (contract.WINDOW_T * 6 + 64) * 4 > MAX_SYNTHETIC_BYTES:
+        raise ConfigError(key + "num_examples", f"{s.num_examples}: more than 32 GiB of windows")
+    for k in ("num_classes", "latent_dim", "windows_per_recording"):
+        if not 1 <= s[k] <= min(s.num_examples, MAX_WIDTH):
+            raise ConfigError(
+                key + k, f"must be in [1, min(num_examples, {MAX_WIDTH})], got {s[k]}"
+            )
+    for k in ("imu_noise", "emb_noise"):
+        if s[k] < 0:
+            raise ConfigError(key + k, f"must be >= 0, got {s[k]}")
+    for k in ("video_fraction", "text_fraction"):
+        if not 0 <= s[k] <= 1:
+            raise ConfigError(key + k, f"must be in [0, 1], got {s[k]}")
 
 
 def load_config_file(path: str, *args):

@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import functools
 import json
-import math
 import os
 import time
 
 import jax
-import numpy as np
 from absl import logging
 
 from primus_jax import (
@@ -24,19 +22,16 @@ from primus_jax import (
     distributed,
     input_pipeline,
     metric_writer,
+    nonfinite,
     objectives,
     optim,
     sharding,
 )
 from primus_jax import state as state_lib
+from primus_jax import workdir as workdir_lib
 from primus_jax.models import build
 from primus_jax.models.encoder import count_params
 from primus_jax.programs import ProgramCache
-
-
-def _mean_metrics(pending: list[dict]) -> dict:
-    fetched = jax.device_get(pending)
-    return {k: float(np.mean([m[k] for m in fetched])) for k in fetched[0]}
 
 
 def _compile_step(programs, config, jitted, state, inputs):
@@ -73,7 +68,8 @@ def train_and_evaluate(config, workdir: str, *, step_hook=None, programs=None):
     Args:
       config: a ``ml_collections.ConfigDict`` from ``configs/``.
       workdir: output directory (checkpoints, metrics, TensorBoard events). A run restarted
-        with the same workdir resumes from its latest checkpoint.
+        with the same workdir resumes from its latest readable checkpoint. One run at a
+        time: the workdir is locked (``primus_jax.workdir``) before anything is written.
       step_hook: optional ``fn(step, state)`` called after every step (tests use it to
         simulate crashes).
       programs: a :class:`~primus_jax.programs.ProgramCache` shared with earlier runs in
@@ -83,6 +79,14 @@ def train_and_evaluate(config, workdir: str, *, step_hook=None, programs=None):
     objective = objectives.resolve(
         config, num_devices=jax.device_count(), process_count=jax.process_count()
     )
+    lease = config.train.get("lock_lease_s", 600.0)
+    with workdir_lib.hold(
+        workdir, lease_s=lease, process_index=jax.process_index(), subdirs=("checkpoints",)
+    ):
+        return _train(config, workdir, objective, step_hook=step_hook, programs=programs)
+
+
+def _train(config, workdir, objective, *, step_hook, programs):
     programs = programs if programs is not None else ProgramCache()
     is_main = jax.process_index() == 0
     os.makedirs(workdir, exist_ok=True)
@@ -117,15 +121,14 @@ def train_and_evaluate(config, workdir: str, *, step_hook=None, programs=None):
         os.path.join(workdir, "checkpoints"), max_to_keep=config.train.keep_checkpoints
     )
     ckpt_meta = {"config": json.loads(config.to_json_best_effort())}
-    latest = ckpt.latest_step()
-    if latest is not None:
-        target = jax.tree.map(
-            lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
-            abstract,
-            state_sharding,
-        )
-        # A step-0 checkpoint (e.g. imported weights) has no data position worth restoring.
-        state, _ = ckpt.restore(latest, target, data_iter if latest > 0 else None)
+    target = jax.tree.map(
+        lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, state_sharding
+    )
+    # The newest readable checkpoint (damaged ones are moved aside, see checkpointing.py).
+    restored = ckpt.restore_latest(target, data_iter)
+    latest = None if restored is None else restored[1]
+    if restored is not None:
+        state = restored[0]
     else:
         state = programs.compile("init", config, jax.jit(create, out_shardings=state_sharding))()
     # Finish the restore/init programs before the first step is dispatched.
@@ -137,7 +140,10 @@ def train_and_evaluate(config, workdir: str, *, step_hook=None, programs=None):
         config.data.batch_size,
     )
 
-    train_step = objective.make_train_step(config, model, tx, schedule)
+    on_nonfinite = config.train.get("on_nonfinite", "stop")
+    train_step = nonfinite.guard(
+        objective.make_train_step(config, model, tx, schedule), on_nonfinite
+    )
     jitted = sharding.jit_train_step(train_step, state_sharding, mesh, resident=resident)
     if resident is not None:
         next_input = lambda: resident.arrays
@@ -147,12 +153,11 @@ def train_and_evaluate(config, workdir: str, *, step_hook=None, programs=None):
     if is_main:
         writer.write_text("config", "```\n" + str(config) + "\n```")
     watcher = checkpointing.PreemptionWatcher()
+    monitor = nonfinite.Monitor(on_nonfinite)
 
     num_steps = config.train.num_steps
     start = int(jax.device_get(state.step))
     batch_size = config.data.batch_size
-    pending: list[dict] = []
-    window_start = start + 1  # first step of the current logging window
     t_window, steps_window = time.perf_counter(), 0
     t_start = time.perf_counter()
     step = start
@@ -170,17 +175,12 @@ def train_and_evaluate(config, workdir: str, *, step_hook=None, programs=None):
                 t_window, steps_window = time.perf_counter(), 0
             else:
                 steps_window += 1
-            pending.append(metrics)
+            monitor.observe(step, metrics)
             if step_hook is not None:
                 step_hook(step, state)
 
             if step % config.train.log_every == 0 or step == num_steps:
-                scalars = _mean_metrics(pending)
-                pending = []
-                if not math.isfinite(scalars["loss"]):
-                    raise FloatingPointError(
-                        f"non-finite loss between steps {window_start} and {step}: {scalars}"
-                    )
+                scalars = monitor.window_scalars()
                 elapsed = time.perf_counter() - t_window
                 steps_per_s = steps_window / elapsed if steps_window and elapsed > 0 else 0.0
                 scalars["steps_per_s"] = steps_per_s
@@ -195,15 +195,16 @@ def train_and_evaluate(config, workdir: str, *, step_hook=None, programs=None):
                         )
                     )
                 t_window, steps_window = time.perf_counter(), 0
-                window_start = step + 1
 
             preempted = watcher.reached(step)
             if step % config.train.checkpoint_every == 0 or preempted:
+                monitor.check_all()  # never save the state of a bad step
                 ckpt.save(step, state, data_iter, meta=ckpt_meta, force=preempted)
             if preempted:
                 logging.warning("stopping at step %d after a preemption notice", step)
                 break
         else:
+            monitor.check_all()
             if step == num_steps and ckpt.latest_step() != num_steps:
                 ckpt.save(num_steps, state, data_iter, meta=ckpt_meta, force=True)
     finally:

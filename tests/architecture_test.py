@@ -40,6 +40,8 @@ LAYERS = (
             "primus_jax.optim",
             "primus_jax.checkpointing",
             "primus_jax.metric_writer",
+            "primus_jax.nonfinite",
+            "primus_jax.workdir",
             "primus_jax.objectives",
             "primus_jax.train",
         ),

@@ -1,7 +1,8 @@
 """Checkpoints for the inference and export tests: random encoder parameters and a step-0
-workdir laid out as train.py writes it."""
+workdir laid out as train.py writes it; real damage to a saved checkpoint."""
 
 import json
+import os
 
 import jax
 import jax.numpy as jnp
@@ -52,3 +53,16 @@ def write_checkpoint(workdir, mm_dim=384):
     ckpt.save(0, state, None, meta=meta, force=True)
     ckpt.close()
     return encoder
+
+
+def truncate_arrays(step_dir):
+    """What a half-synced copy or a full disk leaves: every array data file of the step's
+    state cut to a third of its size."""
+    cut = 0
+    for root, _, files in os.walk(os.path.join(step_dir, "state")):
+        for f in files:
+            p = os.path.join(root, f)
+            if os.path.basename(root) == "d":  # tensorstore's data files
+                os.truncate(p, os.path.getsize(p) // 3)
+                cut += 1
+    assert cut, "no array files found to damage"
