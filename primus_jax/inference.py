@@ -96,6 +96,11 @@ class ImuEncoder:
             self._fn = jax.jit(self._apply)
         self._jax = jax
 
+    @property
+    def params(self):
+        """The encoder's linen parameters (on the device(s) they were placed on)."""
+        return self._params
+
     def _apply(self, params, x):
         return self.model.apply({"params": params}, x)
 

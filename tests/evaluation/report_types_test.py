@@ -62,6 +62,8 @@ def _mask(rep: dict) -> dict:
             for entry in m["results"].values():
                 if "max_grad_norm" in entry.get("fit", {}):
                     entry["fit"]["max_grad_norm"] = 0.0
+                if "train_s" in entry.get("training", {}):
+                    entry["training"]["train_s"] = [0.0] * len(entry["training"]["train_s"])
     return rep
 
 
