@@ -19,7 +19,7 @@ from absl import logging
 
 from primus_jax import rng_streams
 from primus_jax.evaluation import evaluators as evaluators_lib
-from primus_jax.evaluation import fewshot, labelled, probe, report, retrieval, settings
+from primus_jax.evaluation import fewshot, labelled, maps, probe, report, retrieval, settings
 from primus_jax.models import build
 
 
@@ -225,6 +225,20 @@ def evaluate(config, workdir: str) -> dict:
         "tau_mm": tau_mm,
         "wall_s": round(time.perf_counter() - t0, 1),
     }
+    n_map = int(config.get("embedding_map", 0))
+    if n_map:
+        try:
+            t_map = time.perf_counter()
+            notes["embedding_map"] = {
+                data.name: maps.embedding_map(test_emb[key], data.test.y, n=n_map, seed=config.seed)
+            }
+            logging.info(
+                "eval: t-SNE map of %d test windows in %.1f s",
+                min(n_map, len(data.test)),
+                time.perf_counter() - t_map,
+            )
+        except maps.MissingScikitLearn as e:
+            logging.warning("%s; no embedding map", e)
     retr = _retrieval(data, test_emb, mm_dim) if config.retrieval else None
     if retr is not None:
         notes["retrieval_test"] = retr
