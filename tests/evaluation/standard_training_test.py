@@ -213,7 +213,7 @@ def test_fair_budget_fits_the_shots_and_keeps_the_best_held_out_check(data, ksho
     # A learning rate that overfits: the held-out loss stops improving, training stops
     # `patience` checks after the best one, and the best check's weights are the ones kept.
     hot = _fit(
-        data, kshot25, seed=0, config=dataclasses.replace(FAIR, lr=3e-2, patience=2, steps=80)
+        data, kshot25, seed=0, config=dataclasses.replace(FAIR, lr=3e-2, patience=2, steps=50)
     )
     steps, losses = zip(*hot.info["holdout_checks"], strict=True)
     if hot.info["stopped_early"]:
