@@ -96,6 +96,11 @@ class ImuEncoder:
             self._fn = jax.jit(self._apply)
         self._jax = jax
 
+    @property
+    def params(self):
+        """The encoder's linen parameters (on the device(s) they were placed on)."""
+        return self._params
+
     def _apply(self, params, x):
         return self.model.apply({"params": params}, x)
 
@@ -104,12 +109,17 @@ class ImuEncoder:
         """Loads the encoder of a training or imported checkpoint.
 
         Args:
-          path: a workdir, its ``checkpoints/`` folder or one ``checkpoints/<step>`` folder.
+          path: a workdir, its ``checkpoints/`` folder, one ``checkpoints/<step>`` folder, or
+            a safetensors folder (``tools.export --format safetensors``).
           **kwargs: see :meth:`__init__`.
         """
         from primus_jax import checkpointing
+        from primus_jax.tools import safetensors_export
 
-        params, config, step = checkpointing.load_encoder_params(path)
+        if safetensors_export.is_folder(path):
+            params, config, step = safetensors_export.load_folder(path)
+        else:
+            params, config, step = checkpointing.load_encoder_params(path)
         return cls(params, config, step=step, **kwargs)
 
     # ------------------------------------------------------------------------- windows
@@ -214,7 +224,8 @@ def load_encoder(path: str | os.PathLike, **kwargs) -> ImuEncoder:
 
     Args:
       path: a workdir, its ``checkpoints/`` folder or one ``checkpoints/<step>`` folder
-        (written by ``primus_jax.main`` or ``primus_jax.tools.import_torch``).
+        (written by ``primus_jax.main`` or ``primus_jax.tools.import_torch``), or a
+        safetensors folder (``primus_jax.tools.export --format safetensors``).
       **kwargs: ``batch_size`` (default 128), ``devices``, ``compute_dtype``.
 
     Returns:

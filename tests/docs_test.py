@@ -50,7 +50,12 @@ PRETRAIN = [
     "--config.queue.size=32",
     "--config.data.synthetic.num_examples=64",
 ]
-FEWSHOT = ["--config.shots=1,2", "--config.trials=1", "--config.standard_training_steps=2"]
+FEWSHOT = [
+    "--config.shots=1,2",
+    "--config.trials=1",
+    "--config.standard_training_steps=2",
+    "--config.embedding_map=100",
+]
 SMOKE = {
     "primus_jax.main": PRETRAIN,  # + FEWSHOT for configs/fewshot.py
     "primus_jax.benchmarks.train_step": ["--batch=16", "--steps=2", "--warmup=0"],

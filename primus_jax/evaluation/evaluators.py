@@ -172,7 +172,9 @@ DEFAULT_METHODS: dict[str, MethodConfig] = {
     "ridge": probe_lib.RidgeConfig(),
     "ridge_cv": probe_lib.RidgeConfig(l2_grid=RIDGE_L2_GRID),
     "zeroshot": ZeroShotConfig(),
-    "standard_training": st_lib.SupervisedConfig(),
+    "standard_training": st_lib.FAIR_BUDGET,
+    "standard_training_reference": st_lib.REFERENCE_BUDGET,
+    "finetune": st_lib.FINETUNE_BUDGET,
 }
 
 # Config type -> plug-in factory (name, config, device) -> Evaluator.

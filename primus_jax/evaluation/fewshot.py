@@ -77,8 +77,8 @@ def run_trials(
                 infos.append(info)
             entry = _entry(task, draws, per_trial, confusion)
             fit = ev.fit_summary(infos)
-            if fit is not None:
-                entry["fit"] = fit
+            if fit is not None:  # probes: "fit"; encoder training: "training"
+                entry["training" if ev.needs_windows else "fit"] = fit
             results[str(k)], timing[name][str(k)] = entry, round(time.perf_counter() - t0, 4)
             logging.info(
                 "%s k=%d: accuracy %.4f (%.2f s)",

@@ -1,16 +1,21 @@
-"""Accuracy-vs-shots plots in the style of the PRIMUS paper's Fig. 2.
+"""Accuracy-vs-shots plots in the style of the PRIMUS paper's Fig. 2, and embedding maps.
 
 One PNG per dataset: the metric (in %) against labelled windows per class on a log x-axis, one
 line per method with standard-error bars; zero-shot methods (k = 0 only) are drawn as dashed
-horizontal lines. matplotlib is an optional dependency (``pip install primus_jax[plots]``); it
-is imported only when a plot is drawn, and through ``Figure`` + the Agg canvas rather than
-``pyplot``, so the caller's global matplotlib backend and state are left untouched.
+horizontal lines. Runs that stored a 2-D map of the test embeddings
+(``notes["embedding_map"][dataset]``, :mod:`~primus_jax.evaluation.maps`) add one scatter
+panel each (one per encoder), coloured by class, right of the curves. matplotlib is an
+optional dependency (``pip install primus_jax[plots]``); it is imported only when a plot is
+drawn, and through ``Figure`` + the Agg canvas rather than ``pyplot``, so the caller's global
+matplotlib backend and state are left untouched.
 """
 
 from __future__ import annotations
 
 import os
 import re
+
+import numpy as np
 
 
 class MissingMatplotlib(ImportError):
@@ -31,6 +36,20 @@ def _matplotlib():
             "plots need matplotlib: pip install 'primus_jax[plots]' (or matplotlib>=3.8)"
         ) from e
     return Figure, FigureCanvasAgg
+
+
+def embedding_maps(report: dict, dataset: str) -> list[tuple[str, dict]]:
+    """``(panel title, map)`` for every run with a stored map of ``dataset``, in the order of
+    the dataset's methods; the title is the run's one method name, else its run id."""
+    by_run: dict[str, list[str]] = {}
+    for method, entry in report["datasets"][dataset]["methods"].items():
+        by_run.setdefault(entry["run_id"], []).append(method)
+    out = []
+    for run_id, methods in by_run.items():
+        m = (report["runs"][run_id]["notes"].get("embedding_map") or {}).get(dataset)
+        if m:
+            out.append((methods[0] if len(methods) == 1 else run_id, m))
+    return out
 
 
 def plot_dataset(
@@ -55,9 +74,10 @@ def plot_dataset(
     """
     figure_cls, canvas_cls = _matplotlib()
     ds = report["datasets"][dataset]
-    fig = figure_cls(figsize=(5.5, 4.0))
+    maps = embedding_maps(report, dataset)
+    fig = figure_cls(figsize=(5.5 + 3.6 * len(maps), 4.0))
     canvas_cls(fig)
-    ax = fig.add_subplot(1, 1, 1)
+    ax = fig.add_subplot(1, 1 + len(maps), 1)
     all_ks = sorted({int(k) for m in ds["methods"].values() for k in m["results"] if int(k) > 0})
     for method, entry in ds["methods"].items():
         ks = sorted(int(k) for k in entry["results"])
@@ -80,6 +100,25 @@ def plot_dataset(
     ax.set_title(f"{dataset}: mean ± s.e. over {'/'.join(map(str, sorted(trials)))} trials")
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(fontsize=8, loc="best")
+    names = ds.get("class_names") or [str(c) for c in range(ds["num_classes"])]
+    cmap = "tab10" if ds["num_classes"] <= 10 else "tab20"
+    for i, (title, m) in enumerate(maps, start=2):
+        mx = fig.add_subplot(1, 1 + len(maps), i)
+        xy, labels = np.asarray(m["xy"]), np.asarray(m["labels"])
+        mx.scatter(
+            xy[:, 0], xy[:, 1], c=labels, cmap=cmap, vmin=0, vmax=max(ds["num_classes"] - 1, 1), s=5
+        )
+        mx.set_title(f"{title}: t-SNE of {m['n']} test embeddings", fontsize=9)
+        mx.set_xticks([])
+        mx.set_yticks([])
+        if i == 1 + len(maps):
+            import matplotlib
+
+            colours = matplotlib.colormaps[cmap]
+            for c, name in enumerate(names):
+                frac = c / max(ds["num_classes"] - 1, 1)
+                mx.scatter([], [], color=colours(frac), s=12, label=name)
+            mx.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
     fig.tight_layout()
     fig.savefig(os.fspath(path), dpi=dpi)
     return os.fspath(path)

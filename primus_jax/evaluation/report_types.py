@@ -91,6 +91,8 @@ class Entry:
     balanced_accuracy: Metric
     confusion: _c(list[list[int]], minimum=0)  # [true][predicted], summed over trials
     fit: Fit | None = None
+    # Methods that train the encoder: per-trial steps run, kept step, train/held-out accuracy.
+    training: JSON | None = None
 
 
 @dataclasses.dataclass

@@ -19,7 +19,7 @@ from absl import logging
 
 from primus_jax import rng_streams
 from primus_jax.evaluation import evaluators as evaluators_lib
-from primus_jax.evaluation import fewshot, labelled, probe, report, retrieval, settings
+from primus_jax.evaluation import fewshot, labelled, maps, probe, report, retrieval, settings
 from primus_jax.models import build
 
 
@@ -118,9 +118,26 @@ def _retrieval(data: labelled.LabelledData, test_emb: dict, mm_dim: int):
     return out
 
 
-def _evaluators(plan: settings.Plan, have_prompts: bool, zeroshot: bool, tau_mm: float) -> dict:
+def encoder_settings(encoder) -> dict:
+    """The model settings (keys of ``base_config().model``) of an ``ImuEncoder``'s network."""
+    from primus_jax.config import base_config
+
+    keys = set(base_config().model) - {"compute_dtype"}
+    return {k: getattr(encoder.model, k) for k in sorted(keys)}
+
+
+def _evaluators(
+    plan: settings.Plan,
+    have_prompts: bool,
+    zeroshot: bool,
+    tau_mm: float,
+    encoder=None,
+    embedding: str = "mmcl",
+) -> dict:
     """Name -> plug-in: embedding methods in the given order, then ``zeroshot`` (added when
-    prompts exist), then window methods. Prompt methods are dropped without prompts."""
+    prompts exist), then window methods. Prompt methods are dropped without prompts. Window
+    methods train the evaluated encoder's architecture with a head on ``embedding``;
+    ``finetune`` starts from the evaluated encoder's parameters."""
     known = evaluators_lib.DEFAULT_METHODS
     evs = {n: evaluators_lib.make_evaluator(n, known[n]) for n in plan.methods}
     if not have_prompts:
@@ -135,7 +152,13 @@ def _evaluators(plan: settings.Plan, have_prompts: bool, zeroshot: bool, tau_mm:
         elif e.needs_windows:
             steps = plan.standard_training_steps
             cfg = cfg if steps is None else dataclasses.replace(cfg, steps=steps)
-            evs[n] = dataclasses.replace(e, config=cfg, shots=plan.standard_training_shots)
+            cfg = dataclasses.replace(cfg, head_input=embedding)
+            extra = {}
+            if encoder is not None:
+                extra["model"] = encoder_settings(encoder)
+                if cfg.init == "encoder":
+                    extra["init_params"] = jax.device_get(encoder.params)
+            evs[n] = dataclasses.replace(e, config=cfg, shots=plan.standard_training_shots, **extra)
     return {n: e for n, e in evs.items() if not e.needs_windows} | {
         n: e for n, e in evs.items() if e.needs_windows
     }
@@ -170,7 +193,7 @@ def evaluate(config, workdir: str) -> dict:
         prompts, why_not = _prompt_embeddings(config, data, mm_dim)
     if why_not:
         logging.info("eval: no zero-shot (%s)", why_not)
-    evaluators = _evaluators(plan, prompts is not None, config.zeroshot, tau_mm)
+    evaluators = _evaluators(plan, prompts is not None, config.zeroshot, tau_mm, encoder, key)
     windows = any(e.needs_windows for e in evaluators.values())
     t_fit = time.perf_counter()
     results = fewshot.run_fewshot(
@@ -210,6 +233,20 @@ def evaluate(config, workdir: str) -> dict:
         "tau_mm": tau_mm,
         "wall_s": round(time.perf_counter() - t0, 1),
     }
+    n_map = int(config.get("embedding_map", 0))
+    if n_map:
+        try:
+            t_map = time.perf_counter()
+            notes["embedding_map"] = {
+                data.name: maps.embedding_map(test_emb[key], data.test.y, n=n_map, seed=config.seed)
+            }
+            logging.info(
+                "eval: t-SNE map of %d test windows in %.1f s",
+                min(n_map, len(data.test)),
+                time.perf_counter() - t_map,
+            )
+        except maps.MissingScikitLearn as e:
+            logging.warning("%s; no embedding map", e)
     retr = _retrieval(data, test_emb, mm_dim) if config.retrieval else None
     if retr is not None:
         notes["retrieval_test"] = retr

@@ -39,7 +39,8 @@ def settings() -> ml_collections.ConfigDict:
     c.batch_size = 512
     c.run_name = ""
     c.standard_training_shots = ()  # () = same as shots
-    c.standard_training_steps = 0  # 0 = the reference's 20-epoch budget
+    c.standard_training_steps = 0  # 0 = each method's own budget (docs/evaluation.md)
+    c.embedding_map = 600  # test points in the report's t-SNE map; 0 = no map
     # Used only when checkpoint == "": the random-init encoder's shape.
     c.model = ml_collections.ConfigDict(dict(mm_dim=384))
     return c
@@ -94,6 +95,8 @@ def validate(config, known_methods) -> Plan:
         raise ConfigError("trials", f"must be >= 1, got {config.trials}")
     if config.batch_size < 1:
         raise ConfigError("batch_size", f"must be >= 1, got {config.batch_size}")
+    if config.get("embedding_map", 0) < 0:
+        raise ConfigError("embedding_map", "must be >= 0 (0 = no map)")
     if config.standard_training_steps < 0:
         raise ConfigError("standard_training_steps", "must be >= 0 (0 = the default budget)")
     methods = tuple(str(m) for m in _items(config.methods))

@@ -7,6 +7,7 @@ Writes the serialized ``jax.export.Exported`` (StableHLO, weights baked in) and 
 description beside it, checks it against ``PrimusEncoder.apply`` and prints its size and the
 CPU latency per window. The batch dimension is symbolic unless ``--batch_size N``; lowered for
 CPU, CUDA and TPU. ``--tflite`` (optional TensorFlow) converts a fixed-batch CPU export.
+``--format safetensors`` writes shareable weights instead (``tools/safetensors_export.py``).
 Using the artifact, and the TFLite caveats: ``docs/interop.md``.
 """
 
@@ -227,6 +228,7 @@ def check_tflite(blob: bytes, exported, *, runs: int = 30) -> dict:
 
 
 _FLAGS = ("checkpoint", "output", "batch_size", "platforms", "runs", "no_benchmark", "tflite")
+FORMATS = ("stablehlo", "safetensors")
 
 
 def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
@@ -243,6 +245,20 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
         f"also write a TFLite model (fixed batch: --batch_size or 1; {TFLITE_INSTALL})",
         flag_values=fv,
     )
+    flags.DEFINE_enum(
+        "format",
+        "stablehlo",
+        list(FORMATS),
+        "stablehlo: the compiled program; safetensors: a folder of shareable weights, "
+        "config.json and a model card (tools/safetensors_export.py)",
+        flag_values=fv,
+    )
+    flags.DEFINE_string(
+        "report",
+        None,
+        "safetensors: the fewshot.json for the model card (default: <workdir>/fewshot.json)",
+        flag_values=fv,
+    )
     flags.mark_flags_as_required(["checkpoint", "output"], flag_values=fv)
 
 
@@ -250,7 +266,39 @@ def main(argv: Sequence[str], fv: flags.FlagValues = flags.FLAGS) -> int:
     """Exports ``--checkpoint`` to ``--output`` (see the module docstring); the exit status."""
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {list(argv[1:])}")
+    if fv["format"].value == "safetensors":
+        return run_safetensors(fv["checkpoint"].value, fv["output"].value, fv["report"].value)
     return run(**{name: fv[name].value for name in _FLAGS})
+
+
+def run_safetensors(checkpoint: str, output: str, report: str | None = None) -> int:
+    """Writes the shareable-weights folder and checks that it loads back to the same encoder."""
+    from primus_jax import checkpointing
+    from primus_jax.tools import safetensors_export as st
+
+    params, config, step = checkpointing.load_encoder_params(checkpoint)
+    report = st._find_report(checkpoint, report)
+    paths = st.write_folder(
+        params, config, output, step=step, checkpoint=os.path.abspath(checkpoint), report=report
+    )
+    back, _, _ = st.load_folder(output)
+    x = np.random.default_rng(1).normal(size=(3, *contract.SHAPE)).astype(np.float32)
+    x[..., 2] += 9.8
+    from primus_jax.models import build
+
+    model = build.encoder_from_params(params, (config or {}).get("model"))
+    a, b = model.apply({"params": params}, x), model.apply({"params": back}, x)
+    diff = max(float(np.max(np.abs(np.asarray(a[k]) - np.asarray(b[k])))) for k in a)
+    size = os.path.getsize(paths["weights"])
+    print(
+        f"exported step {step} of {checkpoint} -> {output}/: {size / 2**20:.2f} MiB safetensors, "
+        f"config.json, README.md (evaluation: {report or 'no few-shot report found'}); "
+        f"reloaded max |diff| {diff:.1e}"
+    )
+    if diff != 0.0:
+        print("error: the safetensors folder does not reload to the same encoder", file=sys.stderr)
+        return 1
+    return 0
 
 
 def run(

@@ -101,6 +101,8 @@ def test_fewshot_entry_point_on_npz(tmp_path):
     assert (wd / "fewshot.md").exists()
     run = next(iter(report["runs"].values()))
     assert run["notes"]["encoder"] == "random init"
+    tsne = run["notes"]["embedding_map"]["user"]  # the report's t-SNE map of the test split
+    assert tsne["method"] == "tsne" and len(tsne["xy"]) == len(tsne["labels"]) == tsne["n"] > 0
 
 
 def test_tau_mm_from_either_checkpoint_key(caplog):

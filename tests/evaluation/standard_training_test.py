@@ -4,6 +4,8 @@ the trial loop its report is valid and paired with the probes (same k-shot windo
 Every fit here has the same shape (120 windows, batch 32, 120 steps, small encoder), so the
 train step compiles once for the whole file."""
 
+import dataclasses
+
 import jax
 import numpy as np
 import optax
@@ -13,6 +15,7 @@ from primus_jax import evaluation
 from primus_jax.data.synthetic import SyntheticPairedSource
 from primus_jax.evaluation import selection
 from primus_jax.evaluation import standard_training as sup
+from primus_jax.models import build
 
 C = 6
 K = 20  # shots per class: n = 120 windows per fit
@@ -44,7 +47,7 @@ def _fit(data, idx, seed, **kw):
         C,
         seed=seed,
         model_config=MODEL,
-        config=CFG,
+        config=kw.pop("config", CFG),
         **kw,
     )
 
@@ -165,3 +168,104 @@ def test_sweep_is_schema_valid_and_paired_with_run_fewshot(data, monkeypatch):
         "probe/logreg",
         "baseline/standard_training",
     }
+
+
+# The fair budget and fine-tuning: 25 shots per class, 5 of them held out, so the fitted part
+# is again 120 windows in batches of 32 and the train step compiled above is reused.
+K_HOLD = 25
+FAIR = dataclasses.replace(sup.FAIR_BUDGET, steps=150, batch_size=32, patience=4)
+
+
+@pytest.fixture(scope="module")
+def kshot25(data):
+    return evaluation.sample_kshot(data["train_y"], K_HOLD, seed=0, num_classes=C).indices
+
+
+def test_named_budgets_and_the_fair_schedule():
+    methods = evaluation.DEFAULT_METHODS
+    assert methods["standard_training_reference"] == sup.SupervisedConfig()  # 20 epochs
+    assert methods["standard_training"] == sup.FAIR_BUDGET
+    assert methods["finetune"].init == "encoder" and methods["finetune"].lr == 1e-4
+    # ~100 epochs of batches of 64, clipped to [300, 2000] steps.
+    assert sup.schedule_lengths(48, sup.FAIR_BUDGET) == (300, 10)
+    assert sup.schedule_lengths(240, sup.FAIR_BUDGET) == (375, 10)
+    assert sup.schedule_lengths(2329, sup.FAIR_BUDGET) == (2000, 20)
+    # Held-out split: floor(20 %) of each class with >= 5 shots, none from smaller classes.
+    y = np.repeat(np.arange(3), [25, 5, 4])
+    fit, hold = sup.holdout_split(y, sup.FAIR_BUDGET, seed=1)
+    assert np.bincount(y[hold], minlength=3).tolist() == [5, 1, 0]
+    assert len(np.intersect1d(fit, hold)) == 0 and len(fit) + len(hold) == len(y)
+    again = sup.holdout_split(y, sup.FAIR_BUDGET, seed=1)
+    np.testing.assert_array_equal(again[1], hold)
+    assert not np.array_equal(sup.holdout_split(y, sup.FAIR_BUDGET, seed=2)[1], hold)
+
+
+def test_fair_budget_fits_the_shots_and_keeps_the_best_held_out_check(data, kshot25):
+    fit = _fit(data, kshot25, seed=0, config=FAIR)
+    info = fit.info
+    assert (info["n_fit"], info["n_holdout"], info["batch_size"]) == (120, 30, 32)
+    assert info["train_accuracy"] >= 0.95, info  # a trained model on the shots
+    steps, losses = zip(*info["holdout_checks"], strict=True)
+    assert info["kept_step"] == steps[int(np.argmin(losses))]
+    assert info["holdout_loss"] == min(losses)
+    acc = np.mean(fit.predict(data["test_x"]) == data["test_y"])
+    assert acc > 0.45, acc
+    # A learning rate that overfits: the held-out loss stops improving, training stops
+    # `patience` checks after the best one, and the best check's weights are the ones kept.
+    hot = _fit(
+        data, kshot25, seed=0, config=dataclasses.replace(FAIR, lr=3e-2, patience=2, steps=50)
+    )
+    steps, losses = zip(*hot.info["holdout_checks"], strict=True)
+    if hot.info["stopped_early"]:
+        best = int(np.argmin(losses))
+        assert len(steps) == best + 1 + 2 and hot.info["kept_step"] == steps[best]
+    assert hot.info["steps_run"] == steps[-1]
+
+
+def test_finetune_changes_the_encoder_and_beats_its_frozen_probe(data, monkeypatch):
+    """A random encoder's frozen mmcl features are poor here; fine-tuning the same encoder on
+    the same shots (and reading the same L2-normalised mmcl) must do at least as well."""
+    settings = dict(sup.model_settings(MODEL))
+    model = build.encoder_from_config(settings)
+    start = jax.device_get(build.init_params(model, jax.random.key(0)))
+    emb = {k: model.apply({"params": start}, data[f"{k}_x"])["mmcl"] for k in ("train", "test")}
+    flat = {k: np.asarray(v) for k, v in emb.items()}
+    ft = sup.StandardTraining(
+        "finetune",
+        dataclasses.replace(sup.FINETUNE_BUDGET, steps=150, batch_size=32, patience=4),
+        model=MODEL,
+        init_params=start,
+    )
+    assert ft.report_config()["kind"] == "finetune"
+    fits, fit_sup = [], sup.fit_supervised
+    monkeypatch.setattr(
+        sup, "fit_supervised", lambda *a, **kw: fits.append(fit_sup(*a, **kw)) or fits[-1]
+    )
+    out = evaluation.run_fewshot(
+        flat["train"],
+        data["train_y"],
+        flat["test"],
+        data["test_y"],
+        train_windows=data["train_x"],
+        test_windows=data["test_x"],
+        methods={"logreg": evaluation.LogisticConfig(), "finetune": ft},
+        shots=[K_HOLD],
+        trials=1,
+        seed=0,
+        num_classes=C,
+    )
+    probe = out["methods"]["logreg"]["results"][str(K_HOLD)]["accuracy"]["mean"]
+    tuned = out["methods"]["finetune"]["results"][str(K_HOLD)]
+    assert probe < 0.35  # the frozen random encoder is poor on this set
+    assert tuned["accuracy"]["mean"] >= probe
+    assert tuned["training"]["n_holdout"] == [30] and tuned["training"]["budget_steps"] == 150
+    evaluation.validate(evaluation.make_report({"toy": out}))
+
+    (fit,) = fits
+    moved = jax.tree.map(
+        lambda a, b: float(np.max(np.abs(np.asarray(a) - b))), fit.params["encoder"], start
+    )
+    del moved["ssl_head"]  # not on the path to the head: no gradient
+    assert min(jax.tree.leaves(moved)) > 0, moved  # every other encoder tensor was trained
+    with pytest.raises(ValueError, match="init_params"):
+        _fit(data, np.arange(12), seed=0, config=ft.config)

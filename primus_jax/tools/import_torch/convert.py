@@ -71,10 +71,15 @@ def extract_state_dict(obj: Any) -> tuple[Mapping, dict]:
 
 
 def _is_tensor(v) -> bool:
+    """A torch tensor, or a numpy array (a safetensors folder read without torch)."""
+    if isinstance(v, np.ndarray):
+        return True
     return type(v).__module__.startswith("torch") and hasattr(v, "detach")
 
 
 def _to_numpy(v) -> np.ndarray:
+    if isinstance(v, np.ndarray):
+        return v.astype(np.float32, copy=True)
     import torch
 
     return v.detach().cpu().to(dtype=torch.float32).numpy().copy()

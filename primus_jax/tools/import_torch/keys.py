@@ -54,6 +54,16 @@ def to_ours(name: str, v: np.ndarray, how: str) -> np.ndarray:
     return v
 
 
+def to_torch(a: np.ndarray, how: str) -> np.ndarray:
+    """The inverse of :func:`to_ours`: our array in the torch layout (both maps are
+    involutions: a 2-D transpose, and reversing a conv kernel's three axes)."""
+    if how == "conv":
+        return np.ascontiguousarray(np.transpose(a, (2, 1, 0)))
+    if how == "transpose":
+        return np.ascontiguousarray(a.T)
+    return np.ascontiguousarray(a)
+
+
 def torch_shape(a: np.ndarray, how: str) -> tuple:
     """The torch shape of an array already converted to our layout."""
     if how == "conv":
