@@ -10,7 +10,6 @@ works onto a different device count (the state is replicated; orbax reshards on 
 
 from __future__ import annotations
 
-import os
 import signal
 import threading
 import time
@@ -20,13 +19,12 @@ import orbax.checkpoint as ocp
 from absl import logging
 from etils import epath
 
+from primus_jax import paths
+
 
 def absolute_path(path) -> epath.Path:
     """``path`` made absolute (orbax refuses relative paths); URLs such as gs:// unchanged."""
-    path = os.fspath(path)
-    if "://" in path:
-        return epath.Path(path)
-    return epath.Path(os.path.abspath(os.path.expanduser(path)))
+    return paths.path(path)
 
 
 def _is_grain_iterator(it) -> bool:
@@ -43,6 +41,9 @@ class Checkpointer:
             options=ocp.CheckpointManagerOptions(
                 max_to_keep=max_to_keep,
                 create=True,
+                # A SIGKILLed save leaves an uncommitted step folder (on GCS the step's
+                # own name, without commit_success.txt); remove it before saving again.
+                cleanup_tmp_directories=True,
                 enable_async_checkpointing=async_save,
             ),
         )

@@ -23,6 +23,7 @@ LAYERS = (
             "primus_jax.safe_pickle",
             "primus_jax.distributed",
             "primus_jax.sharding",
+            "primus_jax.paths",
         ),
     ),
     (

@@ -9,8 +9,11 @@ is imported only when a plot is drawn, and through ``Figure`` + the Agg canvas r
 
 from __future__ import annotations
 
+import io
 import os
 import re
+
+from primus_jax import paths
 
 
 class MissingMatplotlib(ImportError):
@@ -81,5 +84,8 @@ def plot_dataset(
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
-    fig.savefig(os.fspath(path), dpi=dpi)
-    return os.fspath(path)
+    buffer = io.BytesIO()  # savefig needs a local file; the bytes go through the path layer
+    fig.savefig(buffer, format="png", dpi=dpi)
+    out = paths.path(path)
+    out.write_bytes(buffer.getvalue())
+    return os.fspath(out)
