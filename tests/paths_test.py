@@ -152,3 +152,23 @@ def test_kill_and_resume_from_gs_workdir(resumed_gs_run, tmp_path, programs):
     assert summary["final_step"] == 12
     assert json.loads(paths.path(f"{wd}/config.json").read_text())["seed"] == 3
     assert any(paths.path(f"{wd}/tensorboard").iterdir())
+
+
+def test_fewshot_reads_and_writes_gs(resumed_gs_run, tmp_path):
+    from primus_jax.data.synthetic import SyntheticPairedSource
+    from primus_jax.evaluation import report, run, settings
+
+    wd, _ = resumed_gs_run
+    src = SyntheticPairedSource(96, 16, seed=0, num_classes=3)
+    npz = tmp_path / "user.npz"
+    np.savez(npz, X=src.imu, y=src.label % 3, subject=np.arange(96) % 8)
+    c = settings.settings()
+    c.checkpoint, c.data = wd, f"npz:{npz}"
+    c.shots, c.trials, c.methods = (1, 2), 1, ("logreg",)
+    c.zeroshot = c.retrieval = False
+    out = f"{wd}/eval"
+    rep = run.evaluate(c, out)
+    back = report.load_report(f"{out}/fewshot.json")
+    assert back["datasets"].keys() == rep["datasets"].keys()
+    assert "step 12" in back["runs"][next(iter(back["runs"]))]["notes"]["encoder"]
+    assert paths.path(f"{out}/fewshot.md").read_text().startswith("#")
