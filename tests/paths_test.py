@@ -172,3 +172,16 @@ def test_fewshot_reads_and_writes_gs(resumed_gs_run, tmp_path):
     assert back["datasets"].keys() == rep["datasets"].keys()
     assert "step 12" in back["runs"][next(iter(back["runs"]))]["notes"]["encoder"]
     assert paths.path(f"{out}/fewshot.md").read_text().startswith("#")
+
+
+def test_tfds_data_dir_on_gs_is_a_named_error():
+    from primus_jax.config import ConfigError, base_config
+    from primus_jax.data import tfds_input
+    from primus_jax.evaluation import labelled
+
+    c = base_config()
+    c.data.source, c.data.name, c.data.data_dir = "tfds", "uci_hapt/minilm", "gs://b/tfds"
+    with pytest.raises(ConfigError, match=r"config\.data\.data_dir.*gs://b/tfds.*local disk"):
+        tfds_input.open_train_source(c)
+    with pytest.raises(ConfigError, match=r"config\.data_dir"):
+        labelled.load_labelled("uci_hapt/minilm", data_dir="gs://b/tfds")
