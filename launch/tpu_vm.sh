@@ -6,8 +6,8 @@
 #
 #   export TPU_NAME=my-v5e-16 ZONE=us-west4-a PROJECT=my-project
 #   export PRIMUS_REPO_URL=https://github.com/<you>/primus_jax.git
-#   bash launch/tpu_vm.sh -- --config=configs/primus_hapt.py --workdir=/mnt/shared/runs/hapt
-#   bash launch/tpu_vm.sh --dry-run -- --workdir=/mnt/shared/runs/hapt   # print, run nothing
+#   bash launch/tpu_vm.sh -- --config=configs/primus_hapt.py --workdir=gs://my-bucket/runs/hapt
+#   bash launch/tpu_vm.sh --dry-run -- --workdir=gs://my-bucket/runs/hapt   # print, run nothing
 #
 # Options (a flag wins over its environment variable):
 #   --tpu NAME          TPU_NAME          the TPU VM (required)
@@ -17,8 +17,8 @@
 #   --branch REF        PRIMUS_BRANCH     branch or tag to check out (default: main)
 #   --remote-dir DIR    PRIMUS_REMOTE_DIR checkout on the workers, relative to the login
 #                                         directory or absolute (default: primus_jax)
-#   --extras LIST       PRIMUS_EXTRAS     extras for launch/bootstrap.sh (default: text,hapt:
-#                                         what building uci_hapt/minilm needs)
+#   --extras LIST       PRIMUS_EXTRAS     extras for launch/bootstrap.sh (default: text,hapt,gcs:
+#                                         uci_hapt/minilm and gs:// workdirs)
 #   --python BIN        PRIMUS_PYTHON     interpreter for the workers' .venv (default: python3).
 #                                         The project needs Python >= 3.11; Ubuntu 22.04 TPU
 #                                         images ship 3.10, so install one (e.g. python3.11
@@ -34,13 +34,12 @@
 #
 # Nothing here holds credentials: gcloud uses your own login (`gcloud auth login`).
 #
-# Workdir: with several workers it must be one directory that all of them see at the same
-# path, because orbax writes each checkpoint from all processes together: a shared file
-# system mounted on every worker (Filestore/NFS, or a Cloud Storage bucket mounted with
-# gcsfuse). A single-host TPU VM can use a local path. Running the same command again resumes
-# from the latest checkpoint there. A plain gs:// workdir is not supported yet: orbax would
-# need gcsfs on the workers, and train.py writes config.json, metrics.jsonl and the TensorBoard
-# events with local file calls.
+# Workdir: with several workers it must be one location that all of them see, because orbax
+# writes each checkpoint from all processes together: a gs:// bucket (the [gcs] extra, in the
+# default --extras; the workers' service account needs write access), or a shared file system
+# mounted on every worker (Filestore/NFS, gcsfuse). A single-host TPU VM can also use a local
+# path. Running the same command again resumes from the latest checkpoint there. The TFDS
+# data_dir must stay local (ArrayRecord files are read from local disk only).
 #
 # Data: each worker builds uci_hapt/minilm into its own ~/tensorflow_datasets on first use
 # (about a minute, offline). If TFDS_DATA_DIR points to one shared directory instead, build
@@ -60,7 +59,7 @@ project="${PROJECT:-}"
 repo_url="${PRIMUS_REPO_URL:-}"
 branch="${PRIMUS_BRANCH:-main}"
 remote_dir="${PRIMUS_REMOTE_DIR:-primus_jax}"
-extras="${PRIMUS_EXTRAS:-text,hapt}"
+extras="${PRIMUS_EXTRAS:-text,hapt,gcs}"
 python="${PRIMUS_PYTHON:-python3}"
 dry_run="${DRY_RUN:-0}"
 setup=1

@@ -17,7 +17,6 @@ orbax reshards on restore).
 from __future__ import annotations
 
 import errno
-import os
 import signal
 import threading
 import time
@@ -27,15 +26,12 @@ import orbax.checkpoint as ocp
 from absl import logging
 from etils import epath
 
-from primus_jax import cli_errors
+from primus_jax import cli_errors, paths
 
 
 def absolute_path(path) -> epath.Path:
     """``path`` made absolute (orbax refuses relative paths); URLs such as gs:// unchanged."""
-    path = os.fspath(path)
-    if "://" in path:
-        return epath.Path(path)
-    return epath.Path(os.path.abspath(os.path.expanduser(path)))
+    return paths.path(path)
 
 
 class CheckpointError(cli_errors.RunFault, RuntimeError):
@@ -88,6 +84,9 @@ class Checkpointer:
             options=ocp.CheckpointManagerOptions(
                 max_to_keep=None,
                 create=True,
+                # A SIGKILLed save leaves an uncommitted step folder (on GCS the step's
+                # own name, without commit_success.txt); remove it before saving again.
+                cleanup_tmp_directories=True,
                 enable_async_checkpointing=async_save,
             ),
         )

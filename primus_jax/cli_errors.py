@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 from absl import app, flags
 
+from primus_jax import paths
+
 EXIT_USER_ERROR = 2
 EXIT_FAULT = 1
 TRACEBACK_ENV = "PRIMUS_TRACEBACK"
@@ -94,7 +96,7 @@ def read_json(path: str | os.PathLike) -> Any:
     """The parsed JSON in ``path``; :class:`FileError` naming the file (and line) otherwise."""
     path = os.fspath(path)
     try:
-        with open(path, encoding="utf-8") as f:
+        with paths.path(path).open("r", encoding="utf-8") as f:  # local or gs://
             return json.load(f)
     except FileNotFoundError as e:
         raise FileError(path, "does not exist") from e

@@ -13,6 +13,8 @@ import os
 
 from absl import logging
 
+from primus_jax import paths
+
 
 class MetricWriter:
     def __init__(self, workdir: str, *, enabled: bool = True, resume_step: int | None = None):
@@ -20,24 +22,25 @@ class MetricWriter:
         crashed run logged after it, so every step appears once."""
         self.enabled = enabled
         self._tb = None
-        self._jsonl = None
+        self._pending: list[str] = []  # JSONL lines not yet flushed
         if not enabled:
             return
-        os.makedirs(workdir, exist_ok=True)
+        workdir = paths.makedirs(workdir)
         from tensorboardX import SummaryWriter  # lazy: protobuf import cost
 
-        path = os.path.join(workdir, "metrics.jsonl")
-        if resume_step is not None and os.path.exists(path):
-            with open(path) as f:
-                keep = [line for line in f if json.loads(line)["step"] <= resume_step]
-            with open(path, "w") as f:
-                f.writelines(keep)
+        self.jsonl_path = workdir / "metrics.jsonl"
+        self.tensorboard_dir = workdir / "tensorboard"
+        if resume_step is not None and self.jsonl_path.exists():
+            lines = self.jsonl_path.read_text().splitlines(keepends=True)
+            keep = [line for line in lines if json.loads(line)["step"] <= resume_step]
+            self.jsonl_path.write_text("".join(keep))
+        if paths.is_remote(workdir):
+            paths.register_tensorboard_gcs()
         # purge_step makes TensorBoard discard events logged after the checkpoint.
         self._tb = SummaryWriter(
-            logdir=os.path.join(workdir, "tensorboard"),
+            logdir=os.fspath(self.tensorboard_dir),
             purge_step=None if resume_step is None else resume_step + 1,
         )
-        self._jsonl = open(path, "a")
 
     def write_scalars(self, step: int, scalars: dict) -> None:
         if not self.enabled:
@@ -49,7 +52,7 @@ class MetricWriter:
             "step": int(step),
             **{k: (v if math.isfinite(v) else None) for k, v in clean.items()},
         }
-        self._jsonl.write(json.dumps(record) + "\n")
+        self._pending.append(json.dumps(record) + "\n")
 
     def write_text(self, tag: str, text: str, step: int = 0) -> None:
         if self.enabled:
@@ -58,12 +61,14 @@ class MetricWriter:
     def flush(self) -> None:
         if self.enabled:
             self._tb.flush()
-            self._jsonl.flush()
+            if self._pending:
+                paths.append_text(self.jsonl_path, "".join(self._pending))
+                self._pending = []
 
     def close(self) -> None:
         if self.enabled:
+            self.flush()
             self._tb.close()
-            self._jsonl.close()
             self.enabled = False
 
 

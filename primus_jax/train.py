@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import time
 
 import jax
@@ -25,6 +24,7 @@ from primus_jax import (
     nonfinite,
     objectives,
     optim,
+    paths,
     sharding,
 )
 from primus_jax import state as state_lib
@@ -89,10 +89,9 @@ def train_and_evaluate(config, workdir: str, *, step_hook=None, programs=None):
 def _train(config, workdir, objective, *, step_hook, programs):
     programs = programs if programs is not None else ProgramCache()
     is_main = jax.process_index() == 0
-    os.makedirs(workdir, exist_ok=True)
+    workdir = paths.makedirs(workdir)
     if is_main:
-        with open(os.path.join(workdir, "config.json"), "w") as f:
-            f.write(config.to_json_best_effort(indent=2))
+        paths.write_text(workdir / "config.json", config.to_json_best_effort(indent=2))
 
     mesh = sharding.make_mesh(config)
     input_mode, why = input_pipeline.choose_input_mode(config)
@@ -118,7 +117,7 @@ def _train(config, workdir, objective, *, step_hook, programs):
     state_sharding = sharding.state_shardings(abstract, mesh)
 
     ckpt = checkpointing.Checkpointer(
-        os.path.join(workdir, "checkpoints"), max_to_keep=config.train.keep_checkpoints
+        workdir / "checkpoints", max_to_keep=config.train.keep_checkpoints
     )
     ckpt_meta = {"config": json.loads(config.to_json_best_effort())}
     target = jax.tree.map(
@@ -217,6 +216,5 @@ def _train(config, workdir, objective, *, step_hook, programs):
             "final_step": int(jax.device_get(state.step)),
             "wall_s": round(time.perf_counter() - t_start, 2),
         }
-        with open(os.path.join(workdir, "run_summary.json"), "w") as f:
-            json.dump(summary, f)
+        paths.write_text(workdir / "run_summary.json", json.dumps(summary))
     return state

@@ -24,6 +24,7 @@ LAYERS = (
             "primus_jax.distributed",
             "primus_jax.sharding",
             "primus_jax.cli_errors",
+            "primus_jax.paths",
         ),
     ),
     (

@@ -22,6 +22,25 @@ def default_data_dir() -> str:
     return os.environ.get("TFDS_DATA_DIR") or os.path.expanduser("~/tensorflow_datasets")
 
 
+def check_local_data_dir(data_dir: str, key: str) -> str:
+    """``data_dir`` if it is a local directory; a ConfigError naming ``key`` for a URL.
+
+    TFDS keeps our datasets as ArrayRecord files, and array_record (0.8) opens only local
+    files (google/array_record#120): a ``gs://`` data_dir fails at the first read. Copy the
+    built dataset to local disk first (docs/launching.md); workdirs may be on gs://.
+    """
+    if "://" in str(data_dir):
+        from primus_jax.config import ConfigError
+
+        raise ConfigError(
+            key,
+            f"{data_dir} is a URL; TFDS ArrayRecord files can only be read from local disk. "
+            f"Copy it first: gcloud storage cp -r {str(data_dir).rstrip('/')}/<dataset> "
+            "~/tensorflow_datasets/ and leave the data_dir empty (or point it at the copy)",
+        )
+    return data_dir
+
+
 def import_builder_module(name: str):
     """Imports ``tfds_builders.<dataset>`` so TFDS knows the builder (``name`` may carry a
     config: ``uci_hapt/minilm``)."""

@@ -12,10 +12,13 @@ matplotlib backend and state are left untouched.
 
 from __future__ import annotations
 
+import io
 import os
 import re
 
 import numpy as np
+
+from primus_jax import paths
 
 
 class MissingMatplotlib(ImportError):
@@ -120,5 +123,8 @@ def plot_dataset(
                 mx.scatter([], [], color=colours(frac), s=12, label=name)
             mx.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
     fig.tight_layout()
-    fig.savefig(os.fspath(path), dpi=dpi)
-    return os.fspath(path)
+    buffer = io.BytesIO()  # savefig needs a local file; the bytes go through the path layer
+    fig.savefig(buffer, format="png", dpi=dpi)
+    out = paths.path(path)
+    out.write_bytes(buffer.getvalue())
+    return os.fspath(out)

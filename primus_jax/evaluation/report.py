@@ -20,7 +20,7 @@ from importlib import metadata
 import jax
 from absl import logging
 
-from primus_jax import cli_errors
+from primus_jax import cli_errors, paths
 from primus_jax.evaluation import plots as plots_lib
 from primus_jax.evaluation import report_types
 
@@ -248,22 +248,20 @@ def write_report(
         File kind (``"json"``, ``"markdown"``, ``"plot:<dataset>"``) -> path written.
     """
     typed = report_types.parse(report)
-    os.makedirs(outdir, exist_ok=True)
-    paths = {
-        "json": os.path.join(outdir, "fewshot.json"),
-        "markdown": os.path.join(outdir, "fewshot.md"),
+    outdir = paths.makedirs(outdir)
+    written = {
+        "json": paths.write_text(
+            outdir / "fewshot.json", json.dumps(typed.to_dict(), indent=1, allow_nan=False) + "\n"
+        ),
+        "markdown": paths.write_text(outdir / "fewshot.md", to_markdown(report)),
     }
-    with open(paths["json"], "w", encoding="utf-8") as f:
-        json.dump(typed.to_dict(), f, indent=1, allow_nan=False)
-        f.write("\n")
-    with open(paths["markdown"], "w", encoding="utf-8") as f:
-        f.write(to_markdown(report))
     if plots:
         try:
             for name in report["datasets"]:
-                path = os.path.join(outdir, f"fewshot_{plots_lib.safe_name(name)}.png")
-                plots_lib.plot_dataset(report, name, path, metric=plot_metric)
-                paths[f"plot:{name}"] = path
+                path = outdir / f"fewshot_{plots_lib.safe_name(name)}.png"
+                written[f"plot:{name}"] = plots_lib.plot_dataset(
+                    report, name, path, metric=plot_metric
+                )
         except plots_lib.MissingMatplotlib as e:
             logging.warning("%s; skipping plots", e)
-    return paths
+    return written

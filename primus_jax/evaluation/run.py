@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import time
 
 import jax
 import numpy as np
 from absl import logging
 
-from primus_jax import rng_streams
+from primus_jax import paths, rng_streams
 from primus_jax.evaluation import evaluators as evaluators_lib
 from primus_jax.evaluation import fewshot, labelled, maps, probe, report, retrieval, settings
 from primus_jax.models import build
@@ -169,7 +168,7 @@ def evaluate(config, workdir: str) -> dict:
     report (also written to ``workdir``)."""
     t0 = time.perf_counter()
     plan = settings.validate(config, evaluators_lib.DEFAULT_METHODS)
-    os.makedirs(workdir, exist_ok=True)
+    paths.makedirs(workdir)
     encoder, tau_mm, desc = load_encoder(config)
     data = labelled.load_labelled(
         config.data,
@@ -258,7 +257,7 @@ def evaluate(config, workdir: str) -> dict:
         embedding_key=key,
         notes=notes,
     )
-    paths = report.write_report(rep, workdir)
-    logging.info("eval: wrote %s", ", ".join(paths.values()))
+    written = report.write_report(rep, workdir)
+    logging.info("eval: wrote %s", ", ".join(written.values()))
     logging.info("\n%s", report.to_markdown(rep))
     return rep

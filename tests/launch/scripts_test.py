@@ -93,7 +93,7 @@ def test_tpu_vm_dry_run_sets_up_and_runs_on_all_workers():
         "git clone --quiet --depth=1 --branch dev https://example.com/me/primus_jax.git" in remote
     )
     assert "git -C primus_jax fetch --quiet --depth=1 origin dev" in remote
-    assert "PRIMUS_EXTRAS=text,hapt bash launch/bootstrap.sh" in remote
+    assert "PRIMUS_EXTRAS=text,hapt,gcs bash launch/bootstrap.sh" in remote
     assert "-c constraints.txt 'jax[tpu]'" in remote
     words = shlex.split(_opt(run, "--command"))
     assert words[:3] == ["cd", "primus_jax", "&&"]
@@ -196,11 +196,11 @@ chmod +x "$d/.venv/bin/python"
     pip = "pip -m pip install --quiet -c constraints.txt jax[tpu]"
     assert log.read_text().splitlines() == [
         "git clone --quiet --depth=1 --branch main https://example.com/r.git primus_jax",
-        "bootstrap python3.11 text,hapt",
+        "bootstrap python3.11 text,hapt,gcs",
         pip,
         "git -C primus_jax fetch --quiet --depth=1 origin main",
         "git -C primus_jax checkout --quiet --force -B main FETCH_HEAD",
-        "bootstrap python3.11 text,hapt",
+        "bootstrap python3.11 text,hapt,gcs",
         pip,
     ]
 
