@@ -130,7 +130,10 @@ class Checkpointer:
         if saved:
             logging.info("checkpoint: saving step %d to %s", step, self.directory)
             abstract = jax.tree.map(
-                lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=a.sharding), state
+                lambda a: jax.ShapeDtypeStruct(
+                    a.shape, a.dtype, sharding=getattr(a, "sharding", None)
+                ),
+                state,
             )
             self._pending = (step, abstract)
         return saved

@@ -14,6 +14,7 @@ import os
 import platform
 import resource
 import subprocess
+import sys
 import time
 
 # Environment variables that change a CPU step's speed (docs/benchmarks.md).
@@ -66,29 +67,51 @@ def machine_fields() -> dict:
     }
 
 
+# Runs argv[3:] as its child and writes the child's exit code and ru_maxrss to argv[1]. Why a
+# launcher: a forked process starts from its parent's memory map, and the kernel carries that
+# map's high-water mark into ru_maxrss across exec, so a child forked straight from a large
+# process (a test worker, a notebook) would report the parent's size. The launcher is small,
+# so the grandchild's ru_maxrss is its own.
+_LAUNCHER = """
+import json, os, subprocess, sys, time
+result, timeout, cmd = sys.argv[1], float(sys.argv[2]), sys.argv[3:]
+proc = subprocess.Popen(cmd)
+deadline = time.monotonic() + timeout if timeout > 0 else None
+while True:
+    pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+    if pid:
+        break
+    if deadline is not None and time.monotonic() > deadline:
+        proc.kill()
+        pid, status, usage = os.wait4(proc.pid, 0)
+        break
+    time.sleep(0.05)
+with open(result, "w") as f:
+    json.dump({"code": os.waitstatus_to_exitcode(status), "maxrss_kb": usage.ru_maxrss}, f)
+"""
+
+
 def run_child(cmd: list[str], *, env: dict | None = None, timeout: float | None = None) -> dict:
     """Runs ``cmd``; returns its last JSON stdout line, wall time, exit code and peak RSS.
 
     ``peak_rss_mb`` is the child's own ``ru_maxrss`` as the kernel reports it to ``os.wait4``
-    (MiB): the same figure whatever the child runs (JAX, PyTorch).
+    (MiB), taken by a small launcher process (see ``_LAUNCHER``): the same figure whatever the
+    child runs (JAX, PyTorch) and whatever process calls this. ``timeout`` kills the child.
     """
     import tempfile
 
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+    with (
+        tempfile.TemporaryFile("w+") as out,
+        tempfile.TemporaryFile("w+") as err,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
+        result = os.path.join(tmp, "result.json")
+        argv = [sys.executable, "-c", _LAUNCHER, result, str(timeout or 0), *cmd]
         t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, text=True)
-        deadline = None if timeout is None else t0 + timeout
-        while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            if deadline is not None and time.perf_counter() > deadline:
-                proc.kill()
-                pid, status, usage = os.wait4(proc.pid, 0)
-                break
-            time.sleep(0.05)
+        subprocess.run(argv, stdout=out, stderr=err, env=env, text=True, check=False)
         wall = time.perf_counter() - t0
-        proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
+        with open(result) as f:
+            child = json.load(f)
         out.seek(0)
         err.seek(0)
         stdout, stderr = out.read(), err.read()
@@ -101,9 +124,9 @@ def run_child(cmd: list[str], *, env: dict | None = None, timeout: float | None 
             except json.JSONDecodeError:
                 continue
     return {
-        "returncode": proc.returncode,
+        "returncode": child["code"],
         "wall_s": round(wall, 3),
-        "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+        "peak_rss_mb": round(child["maxrss_kb"] / 1024, 1),
         "record": record,
         "stderr": stderr,
     }

@@ -20,18 +20,6 @@ from absl import flags
 from primus_jax import cli_errors
 from primus_jax.benchmarks import measure
 
-_TORCH = flags.DEFINE_string("torch_reference", None, "Path of torch_reference_step.py.")
-_BATCHES = flags.DEFINE_list("batches", ["256"], "Global batches.")
-_PAIRS = flags.DEFINE_integer("pairs", 3, "Interleaved (JAX, PyTorch) process pairs.")
-_DTYPE = flags.DEFINE_enum(
-    "dtype",
-    "float32",
-    ["float32", "bfloat16"],
-    "JAX compute dtype; bfloat16 runs PyTorch under bf16 autocast.",
-)
-_CONFIG = flags.DEFINE_string("config", "configs/primus.py", "JAX config file.")
-_STEPS = flags.DEFINE_integer("steps", 20, "Timed steps per process.")
-
 
 def compare(cmd_a: list[str], cmd_b: list[str], pairs: int, timeout: float = 1800) -> dict:
     """Runs ``cmd_a`` and ``cmd_b`` in turn ``pairs`` times; medians and A/B pair ratios of
@@ -107,5 +95,22 @@ def main(argv):
     return 0
 
 
+def _define_flags():
+    """Flags only when run as a program, so tests and tools can import this module."""
+    global _TORCH, _BATCHES, _PAIRS, _DTYPE, _CONFIG, _STEPS
+    _TORCH = flags.DEFINE_string("torch_reference", None, "Path of torch_reference_step.py.")
+    _BATCHES = flags.DEFINE_list("batches", ["256"], "Global batches.")
+    _PAIRS = flags.DEFINE_integer("pairs", 3, "Interleaved (JAX, PyTorch) process pairs.")
+    _DTYPE = flags.DEFINE_enum(
+        "dtype",
+        "float32",
+        ["float32", "bfloat16"],
+        "JAX compute dtype; bfloat16 runs PyTorch under bf16 autocast.",
+    )
+    _CONFIG = flags.DEFINE_string("config", "configs/primus.py", "JAX config file.")
+    _STEPS = flags.DEFINE_integer("steps", 20, "Timed steps per process.")
+
+
 if __name__ == "__main__":
+    _define_flags()
     cli_errors.run(main)
