@@ -46,4 +46,10 @@ def get_config():
     c.train.num_steps = 1500
     c.train.log_every = 50
     c.train.checkpoint_every = 500
+    # The answer at the end of the run: a linear probe of the final encoder on the held-out
+    # test subjects (k = 1, 5, 10 windows per class, 3 trials), logged as eval/logreg_k<k> and
+    # printed as a table with the paths written and the next commands.
+    c.eval.methods = ("logreg",)
+    c.eval.shots = (1, 5, 10)
+    c.eval.trials = 3
     return c
