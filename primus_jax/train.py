@@ -206,14 +206,14 @@ def _train(config, workdir, objective, *, step_hook, programs, evaluate):
                         )
                     )
                 t_window, steps_window = time.perf_counter(), 0
-            if eval_every and step % eval_every == 0:
-                _write_eval(evaluate, step, state, workdir, writer)
-                t_window, steps_window = time.perf_counter(), 0  # steps/s without the probe
 
             preempted = watcher.reached(step)
             if step % config.train.checkpoint_every == 0 or preempted:
                 monitor.check_all()  # never save the state of a bad step
                 ckpt.save(step, state, data_iter, meta=ckpt_meta, force=preempted)
+            if eval_every and step % eval_every == 0 and step < num_steps and not preempted:
+                _write_eval(evaluate, step, state, workdir, writer)
+                t_window, steps_window = time.perf_counter(), 0  # steps/s without the probe
             if preempted:
                 logging.warning("stopping at step %d after a preemption notice", step)
                 break
@@ -221,11 +221,7 @@ def _train(config, workdir, objective, *, step_hook, programs, evaluate):
             monitor.check_all()
             if step == num_steps and ckpt.latest_step() != num_steps:
                 ckpt.save(num_steps, state, data_iter, meta=ckpt_meta, force=True)
-            if (
-                evaluate is not None
-                and start < num_steps
-                and not (eval_every and step % eval_every == 0)
-            ):
+            if evaluate is not None and start < num_steps:  # after the final save
                 _write_eval(evaluate, step, state, workdir, writer)
     finally:
         jax.block_until_ready(state)  # never return with a step still in flight

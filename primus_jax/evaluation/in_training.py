@@ -207,7 +207,7 @@ def train(config, workdir: str, *, programs=None, step_hook=None):
         if probe is not None and probe.last is not None:
             written = probe.write_report(workdir)
             logging.info(
-                "few-shot probe of the final encoder (step %d):\n%s",
+                "few-shot probe of the encoder at step %d:\n%s",
                 probe.last[0],
                 report.to_markdown(probe.report),
             )

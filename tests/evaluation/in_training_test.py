@@ -84,7 +84,7 @@ def test_probes_every_n_steps_equal_an_evaluation_of_the_checkpoints(tmp_path, p
     report = json.loads((wd / "fewshot" / "fewshot.json").read_text())
     assert "logreg" in next(iter(report["datasets"].values()))["methods"]
     log = caplog.text
-    assert "few-shot probe of the final encoder (step 4)" in log and "logreg" in log
+    assert "few-shot probe of the encoder at step 4" in log and "logreg" in log
     assert f"{wd}/metrics.jsonl" in log and f"{wd}/fewshot/fewshot.json" in log
     # The printed next commands parse with the tools' own flags.
     from primus_jax.tools import embed_imu, export
