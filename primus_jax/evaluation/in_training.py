@@ -71,6 +71,21 @@ def host_params(params):
     return jax.tree.map(lambda a: np.asarray(a.addressable_data(0)), params)
 
 
+def _load(s) -> labelled.LabelledData:
+    """The labelled splits on every process; a missing TFDS dataset is built by process 0 only
+    (one shared data_dir), the others wait for it at a barrier."""
+    kw = dict(data_dir=s.data_dir, train_split=s.train_split, test_split=s.test_split, seed=s.seed)
+    if jax.process_count() == 1:
+        return labelled.load_labelled(s.data, prepare=s.prepare, **kw)
+    first = (
+        labelled.load_labelled(s.data, prepare=s.prepare, **kw)
+        if jax.process_index() == 0
+        else None
+    )
+    distributed.wait_for_all_processes("eval_data_prepared")
+    return first if first is not None else labelled.load_labelled(s.data, prepare=False, **kw)
+
+
 class Probe:
     """The ``evaluate`` hook: ``probe(step, state, workdir) -> {"<method>_k<k>": accuracy}``."""
 
@@ -78,15 +93,8 @@ class Probe:
         self.config = config
         self.settings = settings_of(config)
         self.plan = _validate(self.settings)
+        self.data = _load(self.settings)
         s = self.settings
-        self.data = labelled.load_labelled(
-            s.data,
-            data_dir=s.data_dir,
-            train_split=s.train_split,
-            test_split=s.test_split,
-            seed=s.seed,
-            prepare=s.prepare,
-        )
         self.last = None  # (step, run_fewshot results, wall_s) of the latest probe
         logging.info(
             "eval: %s %s, k=%s x %d trials on %s (%d pool / %d test windows)",
@@ -198,6 +206,7 @@ def train(config, workdir: str, *, programs=None, step_hook=None):
     """Pretrains with the ``config.eval`` probes, then logs the table, paths and next steps."""
     from primus_jax import train as train_lib
 
+    distributed.maybe_initialize(config)  # before jax.process_count() (idempotent)
     probe = make_hook(config)
     state = train_lib.train_and_evaluate(
         config, workdir, programs=programs, step_hook=step_hook, evaluate=probe
