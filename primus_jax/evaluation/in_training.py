@@ -7,8 +7,9 @@ written and the next commands. The hook probes the in-memory parameters (no relo
 trial loop of ``fewshot.run_fewshot``; defaults not set in ``config.eval`` are those of
 ``settings.settings()``.
 
-Several processes: the labelled data is loaded on every process (a bad dataset fails everywhere
-before training), but only process 0 embeds and fits, on its local devices (the parameters
+Several processes: process 0 loads the labelled data first (building a missing TFDS dataset),
+then the others (a bad dataset stops process 0 with its error before training, the others at
+the barrier's timeout). Only process 0 embeds and fits, on its local devices (the parameters
 are replicated, so it holds them all); the others wait at a coordination-service barrier, not
 a device collective, so no collective is left unmatched and gloo's 30 s timeout never applies.
 """
