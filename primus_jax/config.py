@@ -143,6 +143,22 @@ def base_config() -> ml_collections.ConfigDict:
         )
     )
 
+    # Few-shot probes of the encoder during and after pretraining, on the in-memory params
+    # (primus_jax/evaluation/in_training.py). Off while methods is empty; empty or 0 values
+    # take the few-shot defaults of primus_jax/evaluation/settings.py.
+    c.eval = ml_collections.ConfigDict(
+        dict(
+            methods=(),  # e.g. ("logreg",); () = no evaluation
+            every=0,  # also every N steps; 0 = only at the end
+            shots=(),  # k per class; () = the few-shot default grid
+            trials=0,  # draws per k; 0 = the few-shot default
+            data="",  # labelled TFDS dataset or npz:<path>; "" = data.name (source="tfds")
+            train_split="",  # the pool k-shot sets come from; "" = "train"
+            test_split="",  # scored windows (held-out subjects); "" = "test"
+            embedding="",  # "mmcl", "emb" or "ssl"; "" = the few-shot default
+        )
+    )
+
     c.mesh = ml_collections.ConfigDict(dict(data=-1))  # -1: all devices
     c.distributed = ml_collections.ConfigDict(
         dict(
@@ -306,6 +322,11 @@ def validate(config, *, num_devices: int, process_count: int = 1) -> None:
     if not 0 <= o.final_lr_fraction <= 1:
         raise ConfigError(
             "optim.final_lr_fraction", f"must be in [0, 1], got {o.final_lr_fraction}"
+        )
+
+    if config.get("eval") is not None and config.eval.every < 0:
+        raise ConfigError(
+            "eval.every", f"must be >= 0 (0 = only at the end), got {config.eval.every}"
         )
 
     t = config.train

@@ -43,9 +43,10 @@ def main(argv):
 
         evaluation_run.evaluate(config, _WORKDIR.value)
     else:
-        from primus_jax import train
+        from primus_jax.evaluation import in_training
 
-        train.train_and_evaluate(config, _WORKDIR.value)
+        # train.train_and_evaluate with the config.eval probes, then the run's summary.
+        in_training.train(config, _WORKDIR.value)
 
 
 def run():

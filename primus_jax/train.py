@@ -62,7 +62,7 @@ def _log_nn_setup(config, objective, summary: dict) -> None:
         logging.warning("nn: %s", message)
 
 
-def train_and_evaluate(config, workdir: str, *, step_hook=None, programs=None):
+def train_and_evaluate(config, workdir: str, *, step_hook=None, programs=None, evaluate=None):
     """Pretrains PRIMUS per ``config``, checkpointing into ``workdir``; returns the state.
 
     Args:
@@ -74,6 +74,10 @@ def train_and_evaluate(config, workdir: str, *, step_hook=None, programs=None):
         simulate crashes).
       programs: a :class:`~primus_jax.programs.ProgramCache` shared with earlier runs in
         this process (a resume, a sweep, a notebook) to skip recompilation; None = compile.
+      evaluate: optional ``fn(step, state, workdir) -> {name: scalar}`` (built from
+        ``config.eval`` by ``evaluation.in_training``), called on every process every
+        ``config.eval.every`` steps (if > 0) and after the last step; its scalars are
+        written as ``eval/<name>``.
     """
     distributed.maybe_initialize(config)
     objective = objectives.resolve(
@@ -83,10 +87,17 @@ def train_and_evaluate(config, workdir: str, *, step_hook=None, programs=None):
     with workdir_lib.hold(
         workdir, lease_s=lease, process_index=jax.process_index(), subdirs=("checkpoints",)
     ):
-        return _train(config, workdir, objective, step_hook=step_hook, programs=programs)
+        return _train(
+            config, workdir, objective, step_hook=step_hook, programs=programs, evaluate=evaluate
+        )
 
 
-def _train(config, workdir, objective, *, step_hook, programs):
+def _write_eval(evaluate, step, state, workdir, writer) -> None:
+    writer.write_scalars(step, {f"eval/{k}": v for k, v in evaluate(step, state, workdir).items()})
+    writer.flush()
+
+
+def _train(config, workdir, objective, *, step_hook, programs, evaluate):
     programs = programs if programs is not None else ProgramCache()
     is_main = jax.process_index() == 0
     workdir = paths.makedirs(workdir)
@@ -155,6 +166,7 @@ def _train(config, workdir, objective, *, step_hook, programs):
     monitor = nonfinite.Monitor(on_nonfinite)
 
     num_steps = config.train.num_steps
+    eval_every = config.eval.every if evaluate is not None and "eval" in config else 0
     start = int(jax.device_get(state.step))
     batch_size = config.data.batch_size
     t_window, steps_window = time.perf_counter(), 0
@@ -199,6 +211,9 @@ def _train(config, workdir, objective, *, step_hook, programs):
             if step % config.train.checkpoint_every == 0 or preempted:
                 monitor.check_all()  # never save the state of a bad step
                 ckpt.save(step, state, data_iter, meta=ckpt_meta, force=preempted)
+            if eval_every and step % eval_every == 0 and step < num_steps and not preempted:
+                _write_eval(evaluate, step, state, workdir, writer)
+                t_window, steps_window = time.perf_counter(), 0  # steps/s without the probe
             if preempted:
                 logging.warning("stopping at step %d after a preemption notice", step)
                 break
@@ -206,6 +221,8 @@ def _train(config, workdir, objective, *, step_hook, programs):
             monitor.check_all()
             if step == num_steps and ckpt.latest_step() != num_steps:
                 ckpt.save(num_steps, state, data_iter, meta=ckpt_meta, force=True)
+            if evaluate is not None and start < num_steps:  # after the final save
+                _write_eval(evaluate, step, state, workdir, writer)
     finally:
         jax.block_until_ready(state)  # never return with a step still in flight
         ckpt.close()
