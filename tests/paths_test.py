@@ -174,14 +174,45 @@ def test_fewshot_reads_and_writes_gs(resumed_gs_run, tmp_path):
     assert paths.path(f"{out}/fewshot.md").read_text().startswith("#")
 
 
-def test_tfds_data_dir_on_gs_is_a_named_error():
+def test_tfds_data_dir_on_gs_is_mirrored_once(bucket, tmp_path, monkeypatch):
+    """A dataset built locally and copied to the bucket is read through a local mirror
+    (array_record opens local files only); equal to the local build; one copy, re-made when
+    the bucket's files change; a dataset missing there is a ConfigError naming the key."""
+    import fsspec
+
     from primus_jax.config import ConfigError, base_config
-    from primus_jax.data import tfds_input
+    from primus_jax.data import prepare, tfds_input
     from primus_jax.evaluation import labelled
+    from tfds_builders import testing_utils
+    from tfds_builders.uci_hapt import uci_hapt_dataset_builder as hapt
+
+    url, _ = bucket
+    local = tmp_path / "tfds"
+    builder = testing_utils.build(
+        hapt.Builder, local, os.path.join(REPO, "tfds_builders/uci_hapt/dummy_data")
+    )
+    fs = fsspec.filesystem("gcs")
+    fs.put(os.fspath(local / "uci_hapt"), f"{url[5:]}/tfds/uci_hapt", recursive=True)
+    monkeypatch.setenv("PRIMUS_DATA_CACHE", os.fspath(tmp_path / "cache"))
 
     c = base_config()
-    c.data.source, c.data.name, c.data.data_dir = "tfds", "uci_hapt/minilm", "gs://b/tfds"
-    with pytest.raises(ConfigError, match=r"config\.data\.data_dir.*gs://b/tfds.*local disk"):
+    c.data.source, c.data.name, c.data.data_dir = "tfds", "uci_hapt/raw", f"{url}/tfds"
+    c.data.prepare = False
+    source, _ = tfds_input.open_train_source(c)
+    want = testing_utils.read_split(builder, "train")
+    got = source.__getitems__(list(range(len(source))))
+    assert len(got) == len(want) > 0
+    np.testing.assert_array_equal(got[0]["imu"], want[0]["imu"])
+    mirror = tmp_path / "cache" / "gs" / gcs.BUCKET / "tfds" / "uci_hapt" / "raw"
+    record = mirror / ".primus_mirror.json"
+    first = record.stat().st_mtime_ns
+    data = labelled.load_labelled("uci_hapt/raw", data_dir=f"{url}/tfds", prepare=False)
+    assert len(data.test.y) > 0 and record.stat().st_mtime_ns == first  # not copied again
+
+    fs.pipe(f"{url[5:]}/tfds/uci_hapt/raw/extra.txt", b"new")  # the bucket changed
+    prepare.local_data_dir(f"{url}/tfds", "data.data_dir", "uci_hapt/raw")
+    assert (mirror / "extra.txt").read_bytes() == b"new"
+
+    c.data.name = "ego4d/raw"
+    with pytest.raises(ConfigError, match=r"config\.data\.data_dir.*no built dataset"):
         tfds_input.open_train_source(c)
-    with pytest.raises(ConfigError, match=r"config\.data_dir"):
-        labelled.load_labelled("uci_hapt/minilm", data_dir="gs://b/tfds")

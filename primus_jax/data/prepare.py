@@ -22,23 +22,90 @@ def default_data_dir() -> str:
     return os.environ.get("TFDS_DATA_DIR") or os.path.expanduser("~/tensorflow_datasets")
 
 
-def check_local_data_dir(data_dir: str, key: str) -> str:
-    """``data_dir`` if it is a local directory; a ConfigError naming ``key`` for a URL.
+def cache_dir() -> str:
+    """Where datasets read from ``gs://`` are mirrored: ``$PRIMUS_DATA_CACHE``, else
+    ``~/.cache/primus_jax/tfds``."""
+    return os.environ.get("PRIMUS_DATA_CACHE") or os.path.expanduser("~/.cache/primus_jax/tfds")
 
-    TFDS keeps our datasets as ArrayRecord files, and array_record (0.8) opens only local
-    files (google/array_record#120): a ``gs://`` data_dir fails at the first read. Copy the
-    built dataset to local disk first (docs/launching.md); workdirs may be on gs://.
+
+_MIRROR_RECORD = ".primus_mirror.json"
+
+
+def local_data_dir(data_dir: str, key: str, name: str) -> str:
+    """A local data_dir holding the built dataset ``name`` (``dataset/config[:version]``).
+
+    A local ``data_dir`` is returned as it is. TFDS keeps our datasets as ArrayRecord files,
+    and array_record (0.8) opens only local files (google/array_record#120), so for a URL
+    (``gs://``) the dataset's folder ``<data_dir>/<dataset>/<config>`` is mirrored once under
+    :func:`cache_dir` and read from there; it is copied again when the remote listing (names
+    and sizes) changed. The copy goes to a temporary folder renamed into place, so processes
+    that mirror at once, or a copy killed halfway, never leave a partial dataset. Building
+    into a URL is not supported (array_record writes local files): a dataset missing there is
+    a ConfigError naming ``key``.
     """
-    if "://" in str(data_dir):
-        from primus_jax.config import ConfigError
+    if "://" not in str(data_dir):
+        return data_dir
+    import json
+    import shutil
+    import tempfile
 
+    import fsspec
+
+    from primus_jax.config import ConfigError
+
+    url = str(data_dir).rstrip("/")
+    dataset = name.split(":")[0].strip("/")
+    src = f"{url}/{dataset}"
+    fs, root = fsspec.core.url_to_fs(src)
+    try:
+        listing = fs.find(root, detail=True)
+    except (OSError, ValueError) as e:
+        raise ConfigError(key, f"{src}: cannot list it ({type(e).__name__}: {e})") from e
+    files = {
+        os.path.relpath(p, root): int(info.get("size") or 0)
+        for p, info in listing.items()
+        if info.get("type") != "directory" and not p.endswith("/")
+    }
+    if not any(f.endswith("dataset_info.json") for f in files):
         raise ConfigError(
             key,
-            f"{data_dir} is a URL; TFDS ArrayRecord files can only be read from local disk. "
-            f"Copy it first: gcloud storage cp -r {str(data_dir).rstrip('/')}/<dataset> "
-            "~/tensorflow_datasets/ and leave the data_dir empty (or point it at the copy)",
+            f"{src}: no built dataset {name!r} there. Building into a URL is not supported "
+            "(ArrayRecord files are written locally): build it locally (python "
+            "launch/prepare_data.py ...) and copy the folder up: gcloud storage cp -r "
+            f"~/tensorflow_datasets/{dataset} {url}/{os.path.dirname(dataset) or '.'}",
         )
-    return data_dir
+    scheme, rest = url.split("://", 1)
+    local_root = os.path.join(cache_dir(), scheme, rest)
+    final = os.path.join(local_root, dataset)
+    record = {"source": src, "files": files}
+    try:
+        with open(os.path.join(final, _MIRROR_RECORD)) as f:
+            if json.load(f) == record:
+                logging.info("data: %s read from its local mirror %s", src, final)
+                return local_root
+    except (OSError, ValueError):
+        pass
+    os.makedirs(os.path.dirname(final), exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=".mirror-", dir=os.path.dirname(final))
+    try:
+        logging.info("data: mirroring %s (%d files) to %s", src, len(files), final)
+        for rel in files:
+            dst = os.path.join(tmp, rel)
+            os.makedirs(os.path.dirname(dst), exist_ok=True)
+            fs.get_file(f"{root}/{rel}", dst)
+        with open(os.path.join(tmp, _MIRROR_RECORD), "w") as f:
+            json.dump(record, f)
+        old = f"{tmp}.old"
+        if os.path.exists(final):
+            os.rename(final, old)
+        try:
+            os.rename(tmp, final)
+        except OSError:  # another process put its complete copy in place first
+            pass
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return local_root
 
 
 def import_builder_module(name: str):

@@ -96,8 +96,8 @@ def open_train_source(config, build: bool = True):
     """``(source, features)`` of the configured training split: prepared if allowed, embedding
     widths checked against ``model.mm_dim``, multimodal-fraction mask applied."""
     d = config.data
-    data_dir = prepare.check_local_data_dir(
-        d.data_dir or prepare.default_data_dir(), "data.data_dir"
+    data_dir = prepare.local_data_dir(
+        d.data_dir or prepare.default_data_dir(), "data.data_dir", d.name
     )
     if d.prepare and build:
         prepare.prepare_once(d.name, data_dir, d.manual_dir or None)

@@ -302,7 +302,7 @@ def load_labelled(
     prepare: bool = True,
 ) -> LabelledData:
     """``npz:<path>`` or a TFDS segment dataset name (see the module docstring)."""
-    from primus_jax.data.prepare import check_local_data_dir, default_data_dir
+    from primus_jax.data.prepare import default_data_dir, local_data_dir
 
     if not spec:
         raise ValueError("config.data is empty: give a TFDS name or npz:<path>")
@@ -311,7 +311,7 @@ def load_labelled(
     name = spec[5:] if spec.startswith("tfds:") else spec
     return load_tfds(
         name,
-        data_dir=check_local_data_dir(data_dir or default_data_dir(), "data_dir"),
+        data_dir=local_data_dir(data_dir or default_data_dir(), "data_dir", name),
         train_split=train_split,
         test_split=test_split,
         prepare=prepare,
