@@ -115,8 +115,11 @@ def resumed_gs_run(bucket, tmp_path_factory):
     deadline = time.monotonic() + 120
     killed_after = None
     while proc.poll() is None and time.monotonic() < deadline:
-        steps = [c for c in (ckpts.iterdir() if ckpts.exists() else []) if c.name.isdigit()]
-        done = [int(c.name) for c in steps if (c / "commit_success.txt").exists()]
+        try:
+            steps = [c for c in (ckpts.iterdir() if ckpts.exists() else []) if c.name.isdigit()]
+            done = [int(c.name) for c in steps if (c / "commit_success.txt").exists()]
+        except FileNotFoundError:  # a folder renamed or removed by the saver while we listed
+            done = []
         if done:
             killed_after = sorted(done)
             proc.send_signal(signal.SIGKILL)
