@@ -21,7 +21,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import statistics
 import subprocess
 import sys
 import time
@@ -234,24 +233,20 @@ def export_check(config, batches, runs=20) -> dict:
     exported = export.export_encoder(params, config.to_dict(), platforms=(platform,))
     blob = export.serialize(exported)
     loaded = jax.export.deserialize(bytearray(blob))
-    fn = jax.jit(loaded.call)
-    rng = np.random.default_rng(0)
     rows = []
     for b in batches:
-        x = rng.normal(size=(b, *contract.SHAPE)).astype(np.float32)
-        x[..., 2] += 9.81
-        xd = jax.device_put(x)
-        for _ in range(3):
-            jax.block_until_ready(fn(xd))
-        times = []
-        for _ in range(runs):
-            t0 = time.perf_counter()
-            jax.block_until_ready(fn(xd))
-            times.append(time.perf_counter() - t0)
-        med = statistics.median(times) * 1e3
-        rows.append({"batch": b, "median_ms": round(med, 4), "per_window_ms": round(med / b, 5)})
+        r = export.latency(loaded, b, device=jax.devices()[0], runs=runs)
+        rows.append(
+            {
+                "batch": b,
+                "median_ms": round(r["median_ms"], 4),
+                "per_window_ms": round(r["per_window_ms"], 5),
+            }
+        )
+    x = np.random.default_rng(0).normal(size=(batches[-1], *contract.SHAPE)).astype(np.float32)
+    x[..., 2] += 9.81
     want = model.apply({"params": params}, x)
-    got = fn(xd)
+    got = jax.jit(loaded.call)(jax.device_put(x))
     diff = max(float(np.max(np.abs(np.asarray(got[k]) - np.asarray(want[k])))) for k in want)
     return {"platform": platform, "bytes": len(blob), "latency": rows, "max_abs_diff": diff}
 

@@ -120,20 +120,21 @@ def save(exported, path: str | os.PathLike, metadata: Mapping | None = None) -> 
     return len(blob)
 
 
-def cpu_latency(exported, batch: int, *, runs: int = 30, warmup: int = 3) -> dict:
-    """Median wall time of ``exported.call`` on one CPU device at ``batch`` windows.
+def latency(exported, batch: int, *, device=None, runs: int = 30, warmup: int = 3) -> dict:
+    """Median wall time of ``exported.call`` at ``batch`` windows on ``device`` (default: the
+    first CPU device; the accelerator check passes its own).
 
     Returns:
       ``{"batch", "median_ms", "per_window_ms", "runs"}``.
     """
     import jax
 
-    cpu = jax.local_devices(backend="cpu")[0]
+    device = device if device is not None else jax.local_devices(backend="cpu")[0]
     x = np.random.default_rng(0).normal(size=(batch, *contract.SHAPE)).astype(np.float32)
     x[..., 2] += 9.8
-    with jax.default_device(cpu):
+    with jax.default_device(device):
         fn = jax.jit(exported.call)
-        xd = jax.device_put(x, cpu)
+        xd = jax.device_put(x, device)
         for _ in range(warmup):
             jax.block_until_ready(fn(xd))
         times = []
@@ -350,7 +351,7 @@ def run(
             print("no CPU lowering in the artifact: latency not measured")
             return 0
         for b in BENCH_BATCHES if fixed is None else (fixed,):
-            r = cpu_latency(reloaded, b, runs=runs)
+            r = latency(reloaded, b, runs=runs)
             print(
                 f"CPU latency, batch {b:3d}: median {r['median_ms']:8.2f} ms per call, "
                 f"{r['per_window_ms']:7.3f} ms per window ({r['runs']} runs)"
