@@ -14,6 +14,8 @@ import time
 import jax
 from absl import logging
 
+from primus_jax import host_memory
+
 
 def _signature(args) -> tuple:
     leaves, treedef = jax.tree.flatten(args)
@@ -35,7 +37,13 @@ class ProgramCache:
         if compiled is None:
             t0 = time.perf_counter()
             compiled = jitted.lower(*args).compile()
-            logging.info("%s compiled in %.1f s", what, time.perf_counter() - t0)
+            released = host_memory.release_free_heap()
+            logging.info(
+                "%s compiled in %.1f s (%.0f MB of freed compiler heap returned to the OS)",
+                what,
+                time.perf_counter() - t0,
+                released,
+            )
             self._programs[key] = compiled
             while len(self._programs) > self.max_entries:
                 self._programs.popitem(last=False)

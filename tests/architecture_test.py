@@ -20,6 +20,7 @@ LAYERS = (
             "primus_jax.identity",
             "primus_jax.rng_streams",
             "primus_jax.programs",
+            "primus_jax.host_memory",
             "primus_jax.safe_pickle",
             "primus_jax.distributed",
             "primus_jax.sharding",

@@ -22,7 +22,7 @@ import time
 from absl import flags
 from ml_collections import config_flags
 
-from primus_jax import cli_errors, contract
+from primus_jax import cli_errors, contract, host_memory
 from primus_jax.benchmarks import measure
 
 
@@ -146,6 +146,7 @@ def run(config, *, batch, steps, warmup, mode, devices_on_axis=-1, data="device"
             t0 = time.perf_counter()
             compiled = fn.lower(state, resident.arrays).compile()
             compile_s = time.perf_counter() - t0
+            released_mb = host_memory.release_free_heap()
 
             def one(i, st):
                 st, _ = compiled(st, resident.arrays)
@@ -155,6 +156,7 @@ def run(config, *, batch, steps, warmup, mode, devices_on_axis=-1, data="device"
             t0 = time.perf_counter()
             compiled = fn.lower(state, batches[0]).compile()
             compile_s = time.perf_counter() - t0
+            released_mb = host_memory.release_free_heap()
             if data == "host":
                 from primus_jax import input_pipeline
 
@@ -178,6 +180,7 @@ def run(config, *, batch, steps, warmup, mode, devices_on_axis=-1, data="device"
         t0 = time.perf_counter()
         compiled = fwd.lower(params, batches[0]["imu"]).compile()
         compile_s = time.perf_counter() - t0
+        released_mb = host_memory.release_free_heap()
 
         def one(i, st):
             jax.block_until_ready(compiled(params, batches[i % 3]["imu"]))
@@ -202,6 +205,7 @@ def run(config, *, batch, steps, warmup, mode, devices_on_axis=-1, data="device"
         "step_ms_min": round(min(times) * 1e3, 3),
         "step_ms_max": round(max(times) * 1e3, 3),
         "compile_s": round(compile_s, 2),
+        "compiler_heap_released_mb": released_mb,
         "peak_mem_mb": _peak_mem_mb(devs),
         "backend": jax.default_backend(),
         "devices": len(devs),
