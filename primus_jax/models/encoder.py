@@ -33,6 +33,24 @@ def torch_uniform(fan_in: int):
     return init
 
 
+def max_pool_first(x, k: int):
+    """``torch.nn.MaxPool1d(k)`` over the time axis of ``x (B, T, C)``: stride ``k``, floor
+    (the tail is dropped), no padding; the gradient goes to the *first* maximal element of each
+    window, as PyTorch's (exact ties are real: a held or zero-padded stretch is constant).
+
+    Why not ``nn.max_pool``: its gradient is a select-and-scatter, which XLA:CPU expands into a
+    scatter with int32 index arrays (3 x 15 MB at batch 256) and a zero-filled buffer, ~25 ms
+    of a CPU step. Windows that do not overlap need none of it: a reshape, the first argmax and
+    a mask (docs/benchmarks.md).
+    """
+    b, t, c = x.shape
+    n = t // k
+    windows = x[:, : n * k].reshape(b, n, k, c)
+    first = jnp.argmax(windows, axis=2)  # first occurrence, NaN counts as the max
+    mask = jax.lax.stop_gradient(jnp.arange(k)[:, None] == first[:, :, None, :])
+    return jnp.sum(jnp.where(mask, windows, jnp.zeros((), x.dtype)), axis=2)
+
+
 def adaptive_avg_pool_matrix(length_in: int, length_out: int) -> np.ndarray:
     """(L_in, L_out) matrix reproducing ``torch.nn.AdaptiveAvgPool1d`` binning.
 
@@ -158,8 +176,7 @@ class PrimusEncoder(nn.Module):
             )(x)
             inter[f"conv{i}"] = x
             if i < 3:
-                # MaxPool1d(3): stride 3, floor, no padding (drops the tail like PyTorch).
-                x = nn.max_pool(x, window_shape=(3,), strides=(3,), padding="VALID")
+                x = max_pool_first(x, 3)
             else:
                 pool = jnp.asarray(adaptive_avg_pool_matrix(x.shape[1], self.pool_bins))
                 x = jnp.einsum("btc,to->boc", x, pool)

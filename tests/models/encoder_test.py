@@ -280,3 +280,73 @@ def test_training_path_matches_torch_on_realistic_windows():
     got = {k: np.asarray(v) for k, v in {**out, **inter}.items()}
     want, want64 = tref.torch_outputs(model, x), tref.torch_outputs(model, x, float64=True)
     tref.assert_parity(got, want, want64, cases)
+
+
+def _held_windows(n=2, seed=11):
+    """Walking, then the last reading held for 2 s (a logger that froze or a zero-padded tail):
+    a constant stretch, so the max pools see exact ties."""
+    x = imu.walking(n, seed)
+    x[:, 150:] = x[:, 149:150]
+    return x
+
+
+@pytest.mark.torch
+def test_encoder_gradients_match_torch_on_realistic_windows():
+    # Every parameter's gradient of a fixed linear read-out of both heads, against the
+    # reference model built from torch layers (float32 and float64), on still, split-gravity,
+    # walking, saturated, transition and held windows (exact ties in the max pools: the
+    # gradient must go to the first maximum, as PyTorch's).
+    torch = pytest.importorskip("torch")
+    from support import torch_reference as tref
+
+    from primus_jax.tools import import_torch
+
+    model = tref.make_torch_model(3)
+    params = import_torch.convert_state_dict(model.state_dict()).params
+    x, _ = imu.stacked(n=2)
+    x = np.concatenate([x, _held_windows()]).astype(np.float32)
+    rng = np.random.default_rng(5)
+    w_ssl = rng.normal(size=(len(x), 512)).astype(np.float32)
+    w_mm = rng.normal(size=(len(x), 512)).astype(np.float32)
+
+    def loss(p, x):
+        out = PrimusEncoder().apply({"params": p}, x)
+        return jnp.sum(out["ssl"] * w_ssl) + jnp.sum(out["mmcl"] * w_mm)
+
+    got, got_x = jax.tree.map(np.asarray, jax.jit(jax.grad(loss, (0, 1)))(params, x))
+
+    def torch_grads(float64):
+        m = model.double() if float64 else model
+        dt = torch.float64 if float64 else torch.float32
+        m.zero_grad()
+        xt = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 2, 1))).to(dt)
+        xt.requires_grad_(True)
+        out = m(xt)
+        val = (out["ssl"] * torch.from_numpy(w_ssl).to(dt)).sum()
+        val = val + (out["mmcl"] * torch.from_numpy(w_mm).to(dt)).sum()
+        val.backward()
+        grads = {k: p.grad.detach().float() for k, p in m.named_parameters()}
+        dx = xt.grad.detach().numpy().transpose(0, 2, 1)
+        return {"params": import_torch.convert_state_dict(grads).params, "imu": dx}
+
+    want = torch_grads(False)
+    want64 = torch_grads(True)
+    flat = lambda t: dict(jax.tree_util.tree_flatten_with_path(t)[0])
+    # The input gradient is where the max pools' tie rule shows: a parameter's gradient sums
+    # over a constant stretch, where moving it between tied positions changes nothing.
+    got, want, want64 = (flat(t) for t in ({"params": got, "imu": got_x}, want, want64))
+    bad = []
+    for path, g in got.items():
+        name = jax.tree_util.keystr(path)
+        scale = np.abs(want64[path]).max()
+        d_torch = np.abs(g - want[path]).max() / scale
+        d_f64 = np.abs(g - want64[path]).max() / scale
+        torch_f64 = np.abs(want[path] - want64[path]).max() / scale
+        # float32 on both sides: within 1e-4 of the largest gradient entry, and no further
+        # from float64 than 10x PyTorch's own float32 distance (or 1e-5).
+        if d_torch > 1e-4 or d_f64 > max(10 * torch_f64, 1e-5):
+            bad.append(
+                f"{name}: rel |jax-torch| {d_torch:.1e}, |jax-f64| {d_f64:.1e}, "
+                f"|torch-f64| {torch_f64:.1e}"
+            )
+    assert len(got) == 16 and not bad, "\n".join(bad)
