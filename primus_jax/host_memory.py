@@ -5,7 +5,8 @@ the program is built. glibc keeps that freed heap mapped, and the step's large t
 are then allocated beside it, so a CPU process's peak resident set is roughly the compile
 peak plus the step's working set (batch 256: 1.1 GB, of which ~300 MB is dead compiler
 heap). ``release_free_heap()`` (glibc ``malloc_trim(0)``) returns the free pages, and the
-step's memory reuses them: peak RSS 1,105 -> 811 MB at batch 256 (docs/benchmarks.md).
+step's memory reuses them (batch 256 fp32, with the reshape max pool: peak RSS 1,069 ->
+748 MB; docs/benchmarks.md).
 A no-op, returning 0, where the C library has no ``malloc_trim`` (macOS, musl).
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
+import os
 
 
 @functools.cache
@@ -35,8 +37,6 @@ def resident_mb() -> float:
             pages = int(f.read().split()[1])
     except (OSError, ValueError, IndexError):
         return -1.0
-    import os
-
     return round(pages * os.sysconf("SC_PAGE_SIZE") / 2**20, 1)
 
 

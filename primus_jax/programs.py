@@ -22,6 +22,16 @@ def _signature(args) -> tuple:
     return treedef, tuple((x.shape, x.dtype, x.sharding) for x in leaves)
 
 
+def compile_released(jitted, *args):
+    """``jitted.lower(*args).compile()``, then the compiler's freed heap handed back to the OS
+    (:func:`host_memory.release_free_heap`); returns ``(compiled, compile seconds, MB
+    released)``."""
+    t0 = time.perf_counter()
+    compiled = jitted.lower(*args).compile()
+    seconds = time.perf_counter() - t0
+    return compiled, seconds, host_memory.release_free_heap()
+
+
 class ProgramCache:
     """``compile(what, config, jitted, *args)`` = ``jitted.lower(*args).compile()``, memoised;
     the ``max_entries`` most recently used programs are kept."""
@@ -35,13 +45,11 @@ class ProgramCache:
         key = (what, config.to_json_best_effort(sort_keys=True), _signature(args), flags)
         compiled = self._programs.get(key)
         if compiled is None:
-            t0 = time.perf_counter()
-            compiled = jitted.lower(*args).compile()
-            released = host_memory.release_free_heap()
+            compiled, seconds, released = compile_released(jitted, *args)
             logging.info(
                 "%s compiled in %.1f s (%.0f MB of freed compiler heap returned to the OS)",
                 what,
-                time.perf_counter() - t0,
+                seconds,
                 released,
             )
             self._programs[key] = compiled

@@ -22,7 +22,7 @@ import time
 from absl import flags
 from ml_collections import config_flags
 
-from primus_jax import cli_errors, contract, host_memory
+from primus_jax import cli_errors, contract, programs
 from primus_jax.benchmarks import measure
 
 
@@ -143,20 +143,14 @@ def run(config, *, batch, steps, warmup, mode, devices_on_axis=-1, data="device"
 
             resident = input_pipeline.make_resident_data(config, mesh)
             fn = sharding.jit_train_step(train_step, st_sharding, mesh, resident=resident)
-            t0 = time.perf_counter()
-            compiled = fn.lower(state, resident.arrays).compile()
-            compile_s = time.perf_counter() - t0
-            released_mb = host_memory.release_free_heap()
+            compiled, compile_s, released_mb = programs.compile_released(fn, state, resident.arrays)
 
             def one(i, st):
                 st, _ = compiled(st, resident.arrays)
                 return jax.block_until_ready(st)
         else:
             fn = sharding.jit_train_step(train_step, st_sharding, mesh)
-            t0 = time.perf_counter()
-            compiled = fn.lower(state, batches[0]).compile()
-            compile_s = time.perf_counter() - t0
-            released_mb = host_memory.release_free_heap()
+            compiled, compile_s, released_mb = programs.compile_released(fn, state, batches[0])
             if data == "host":
                 from primus_jax import input_pipeline
 
@@ -177,10 +171,7 @@ def run(config, *, batch, steps, warmup, mode, devices_on_axis=-1, data="device"
             sharding.under_mesh(lambda p, x: model.apply({"params": p}, x), mesh),
             in_shardings=(sharding.replicated(mesh), sharding.batch_sharding(mesh)),
         )
-        t0 = time.perf_counter()
-        compiled = fwd.lower(params, batches[0]["imu"]).compile()
-        compile_s = time.perf_counter() - t0
-        released_mb = host_memory.release_free_heap()
+        compiled, compile_s, released_mb = programs.compile_released(fwd, params, batches[0]["imu"])
 
         def one(i, st):
             jax.block_until_ready(compiled(params, batches[i % 3]["imu"]))

@@ -1,6 +1,8 @@
 """Encoder: layer shapes, parameter count, PyTorch binning, GroupNorm accuracy on realistic
 IMU windows (against float64 and PyTorch), and the custom-VJP GRU."""
 
+import copy
+
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -316,7 +318,7 @@ def test_encoder_gradients_match_torch_on_realistic_windows():
     got, got_x = jax.tree.map(np.asarray, jax.jit(jax.grad(loss, (0, 1)))(params, x))
 
     def torch_grads(float64):
-        m = model.double() if float64 else model
+        m = copy.deepcopy(model).double() if float64 else model
         dt = torch.float64 if float64 else torch.float32
         m.zero_grad()
         xt = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 2, 1))).to(dt)
