@@ -86,12 +86,16 @@ def _full_queue(state, key):
     )
 
 
-def run(config, *, batch, steps, warmup, mode, devices_on_axis=-1, data="device") -> dict:
+def run(
+    config, *, batch, steps, warmup, mode, devices_on_axis=-1, data="device", profile_steps=0
+) -> dict:
     """Benchmarks one configuration; returns the result record.
 
     ``data``: "device" (random batches already on the mesh: the step alone), "host" (the
     config's real input pipeline, e.g. grain over TFDS, feeding global arrays every step) or
     "resident" (the config's training split on the mesh, batched inside the jitted step).
+    ``profile_steps`` > 0: that many more steps under ``jax.profiler``, their time split into
+    encoder / losses / NN lookup / optimizer / ... (:mod:`primus_jax.benchmarks.profile`).
     """
     import jax
     import numpy as np
@@ -188,6 +192,16 @@ def run(config, *, batch, steps, warmup, mode, devices_on_axis=-1, data="device"
         times.append(time.perf_counter() - t0)
     med = statistics.median(times)
     devs = mesh.devices.ravel().tolist()
+    profiled = {}
+    if profile_steps:
+        from primus_jax.benchmarks import profile
+
+        box = [state]
+
+        def again():
+            box[0] = one(0, box[0])
+
+        profiled = {"profile": profile.shares(compiled, again, profile_steps)}
     return {
         "mode": mode,
         "batch": batch,
@@ -210,6 +224,7 @@ def run(config, *, batch, steps, warmup, mode, devices_on_axis=-1, data="device"
         "warmup": warmup,
         "jax": jax.__version__,
         **measure.machine_fields(),
+        **profiled,
     }
 
 
@@ -219,6 +234,8 @@ def main(argv):
     if _DTYPE.value:
         config.model.compute_dtype = _DTYPE.value
     batch = _BATCH.value or config.data.batch_size
+    if _QUEUE.value:
+        config.queue.size = _QUEUE.value
     print(f"[bench] {_MODE.value} step, batch {batch}, {_STEPS.value} timed steps", file=sys.stderr)
     result = run(
         config,
@@ -228,13 +245,14 @@ def main(argv):
         mode=_MODE.value,
         devices_on_axis=_DEVICES.value,
         data=_DATA.value,
+        profile_steps=_PROFILE.value,
     )
     print(json.dumps(result), flush=True)
 
 
 def _define_flags():
     """Flags only when run as a program, so other tools can import :func:`run`."""
-    global _CONFIG, _BATCH, _STEPS, _WARMUP, _MODE, _DTYPE, _DEVICES, _DATA
+    global _CONFIG, _BATCH, _STEPS, _WARMUP, _MODE, _DTYPE, _DEVICES, _DATA, _PROFILE, _QUEUE
     _CONFIG = config_flags.DEFINE_config_file("config", "configs/primus.py", "Config file.")
     _BATCH = flags.DEFINE_integer("batch", None, "Global batch (default: the config's).")
     _STEPS = flags.DEFINE_integer("steps", 20, "Timed steps.")
@@ -243,6 +261,10 @@ def _define_flags():
     _DTYPE = flags.DEFINE_enum(
         "dtype", None, ["float32", "bfloat16"], "Override model.compute_dtype."
     )
+    _PROFILE = flags.DEFINE_integer(
+        "profile_steps", 0, "Extra steps under jax.profiler: time shares by part (0: none)."
+    )
+    _QUEUE = flags.DEFINE_integer("queue", None, "NN queue size (default: the config's).")
     _DEVICES = flags.DEFINE_integer("devices", -1, "Devices on the data axis (-1: all).")
     _DATA = flags.DEFINE_enum(
         "data",

@@ -1,7 +1,7 @@
 """The JAX train step against the PyTorch reference step, interleaved, measured one way.
 
     python -m primus_jax.benchmarks.vs_torch --torch_reference=PATH/torch_reference_step.py \\
-        [--batches=64,256,1024] [--pairs=3] [--dtype=float32|bfloat16]
+        [--batches=64,256,1024] [--pairs=3] [--dtype=float32|bfloat16] [--mode=forward]
 
 For each batch it runs the two benchmarks as child processes in turn (JAX, PyTorch, JAX, ...)
 under the same environment, and reads each child's samples/s from its JSON line and its peak
@@ -65,6 +65,7 @@ def main(argv):
             f"--batch={batch}",
             f"--steps={_STEPS.value}",
             f"--dtype={_DTYPE.value}",
+            f"--mode={_MODE.value}",
         ]
         torch_cmd = [
             sys.executable,
@@ -75,6 +76,8 @@ def main(argv):
             "matmul",
             "--steps",
             str(_STEPS.value),
+            "--mode",
+            _MODE.value,
         ]
         if _DTYPE.value == "bfloat16":
             torch_cmd.append("--bf16")
@@ -83,6 +86,7 @@ def main(argv):
             json.dumps(
                 {
                     "batch": batch,
+                    "mode": _MODE.value,
                     "dtype": _DTYPE.value,
                     "jax": "a",
                     "torch": "b",
@@ -97,7 +101,7 @@ def main(argv):
 
 def _define_flags():
     """Flags only when run as a program, so tests and tools can import this module."""
-    global _TORCH, _BATCHES, _PAIRS, _DTYPE, _CONFIG, _STEPS
+    global _TORCH, _BATCHES, _PAIRS, _DTYPE, _CONFIG, _STEPS, _MODE
     _TORCH = flags.DEFINE_string("torch_reference", None, "Path of torch_reference_step.py.")
     _BATCHES = flags.DEFINE_list("batches", ["256"], "Global batches.")
     _PAIRS = flags.DEFINE_integer("pairs", 3, "Interleaved (JAX, PyTorch) process pairs.")
@@ -109,6 +113,9 @@ def _define_flags():
     )
     _CONFIG = flags.DEFINE_string("config", "configs/primus.py", "JAX config file.")
     _STEPS = flags.DEFINE_integer("steps", 20, "Timed steps per process.")
+    _MODE = flags.DEFINE_enum(
+        "mode", "train", ["train", "forward"], "Full step, or encoder inference (both sides)."
+    )
 
 
 if __name__ == "__main__":
