@@ -17,9 +17,9 @@ import sys
 from absl import flags
 
 from primus_jax import cli_errors
-from primus_jax.benchmarks import measure
+from primus_jax.benchmarks import measure, profile
 
-PARTS = ("gru", "encoder", "losses", "nn_lookup", "optimizer", "augment", "other")
+PARTS = (*(part for part, _ in profile.PARTS), "other")
 
 
 def point(config: str, batch: int, queue: int | None, steps: int, dtype: str) -> dict:

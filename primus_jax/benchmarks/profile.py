@@ -43,7 +43,7 @@ def part_of(source_file: str) -> str | None:
 def instruction_parts(hlo_text: str) -> dict[str, str]:
     """Instruction name -> part, from the optimised HLO's stack-frame tables: the innermost
     frame whose file belongs to a part decides (an Adam op made in optax is the optimizer's,
-    a dot made in models/gru.py the encoder's)."""
+    a dot made in models/gru.py the GRU's)."""
     files, locations, frames, section = {}, {}, {}, None
     for line in hlo_text.splitlines():
         if line in ("FileNames", "FunctionNames", "FileLocations", "StackFrames"):
