@@ -10,7 +10,7 @@ import zipfile
 
 import numpy as np
 import pytest
-from support import REPO, fuzz
+from support import REPO, fuzz, xla_flags
 
 from primus_jax import cli_errors
 from primus_jax.config import ConfigError
@@ -195,7 +195,7 @@ def _cases(tmp):
 
 def test_every_cli_reports_bad_input_in_one_line(tmp_path):
     cases, sentinel = _cases(tmp_path)
-    env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS="")
+    env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS=xla_flags())
     env.pop(cli_errors.TRACEBACK_ENV, None)
     procs = {  # all at once: the imports dominate, and they overlap
         name: subprocess.Popen(

@@ -3,7 +3,8 @@
 Each page's ``bash`` blocks run in order in a fresh scratch project holding what a reader has
 at that point (the repository's configs and launch scripts, a pretraining workdir, the
 official-format PyTorch checkpoint, IMU arrays, the generated recordings folder
-``my_recordings/``), with smoke-size flags appended; UCI HAPT is
+``my_recordings/``), with smoke-size flags appended, on one CPU device as a reader's run has
+(sharding has tests of its own); UCI HAPT is
 built on first use from the installed package, as for a reader. Optional arguments shown as
 ``[--flag ...]`` and a trailing ``...`` are dropped. A command that cannot run here is listed
 in ``NOT_RUN`` with the reason; any other command fails the test, so a new command on a page
@@ -19,7 +20,7 @@ import sys
 
 import numpy as np
 import pytest
-from support import REPO, realistic_imu
+from support import REPO, realistic_imu, xla_flags
 
 PAGES = ["README.md", *sorted(f"docs/{p}" for p in os.listdir(os.path.join(REPO, "docs")))]
 PAGES = [p for p in PAGES if p.endswith(".md")]
@@ -179,6 +180,7 @@ def _run_page(page, template, tmp_path, tfds_dir):
     project = tmp_path / "project"
     shutil.copytree(template, project, symlinks=True)
     env = dict(os.environ, TFDS_DATA_DIR=tfds_dir, HF_HUB_OFFLINE="1")
+    env["XLA_FLAGS"] = xla_flags()  # one CPU device, as a reader has
     env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env["PATH"]
     for workdir in _workdirs(page_commands(page)):  # the page makes these itself
         shutil.rmtree(project / workdir, ignore_errors=True)

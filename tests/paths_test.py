@@ -14,7 +14,7 @@ import time
 import jax
 import numpy as np
 import pytest
-from support import REPO, gcs
+from support import REPO, gcs, xla_flags
 
 from primus_jax import checkpointing, metric_writer, paths, train
 
@@ -109,7 +109,7 @@ def resumed_gs_run(bucket, tmp_path_factory):
     cfg.write_text(TINY)
     wd = f"{root}/run"
     cmd = [sys.executable, "-m", "primus_jax.main", f"--config={cfg}", f"--workdir={wd}"]
-    sub_env = dict(os.environ, **env, XLA_FLAGS="", JAX_PLATFORMS="cpu")
+    sub_env = dict(os.environ, **env, XLA_FLAGS=xla_flags(), JAX_PLATFORMS="cpu")
     proc = subprocess.Popen(cmd, cwd=REPO, env=sub_env, stderr=subprocess.PIPE, text=True)
     ckpts = paths.path(f"{wd}/checkpoints")
     deadline = time.monotonic() + 120

@@ -30,7 +30,7 @@ def _metrics(workdir):
 
 def _run_workers(multi, mode):
     port = _free_port()
-    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}  # the worker sets its own
     procs = [
         subprocess.Popen(
             [

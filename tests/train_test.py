@@ -10,7 +10,7 @@ import sys
 import jax
 import numpy as np
 import pytest
-from support import REPO
+from support import REPO, xla_flags
 
 from primus_jax import checkpointing, train
 from primus_jax.config import ConfigError, base_config
@@ -168,7 +168,7 @@ def test_bad_configs_name_the_key(tmp_path, override, key):
 
 
 def _run_main(args, **kw):
-    env = dict(os.environ, XLA_FLAGS="", JAX_PLATFORMS="cpu")
+    env = dict(os.environ, XLA_FLAGS=xla_flags(), JAX_PLATFORMS="cpu")
     return subprocess.run(
         [sys.executable, "-m", "primus_jax.main", *args],
         cwd=REPO,

@@ -12,7 +12,7 @@ import sys
 import time
 
 import pytest
-from support import REPO
+from support import REPO, xla_flags
 
 from primus_jax import workdir
 
@@ -26,7 +26,7 @@ HOLDER = (
 
 
 def _env():
-    return dict(os.environ, XLA_FLAGS="", JAX_PLATFORMS="cpu")
+    return dict(os.environ, XLA_FLAGS=xla_flags(), JAX_PLATFORMS="cpu")
 
 
 def _main(wd, *extra, wrap=()):

@@ -7,7 +7,7 @@ import sys
 
 import numpy as np
 import pytest
-from support import REPO
+from support import REPO, xla_flags
 
 from primus_jax.data.synthetic import SyntheticPairedSource
 from primus_jax.evaluation import labelled
@@ -68,7 +68,7 @@ def test_bad_npz_files_name_the_key(tmp_path, overrides, key, fragment):
 def test_fewshot_entry_point_on_npz(tmp_path):
     path = _write_npz(tmp_path / "user.npz")
     wd = tmp_path / "eval"
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    env = dict(os.environ, XLA_FLAGS=xla_flags(2))
     r = subprocess.run(
         [
             sys.executable,

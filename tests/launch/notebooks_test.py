@@ -6,7 +6,7 @@ import os
 import time
 
 import pytest
-from support import REPO
+from support import REPO, xla_flags
 
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
@@ -71,6 +71,7 @@ def test_pretrain_then_fewshot_notebooks(tmp_path, monkeypatch):
         PRIMUS_NOTEBOOK_EVAL_DIR=str(eval_dir),
         PRIMUS_NOTEBOOK_DATA_DIR=str(tmp_path / "tensorflow_datasets"),
         JAX_PLATFORMS="cpu",  # one CPU device, as on a Colab CPU runtime
+        XLA_FLAGS=xla_flags(),
         HF_HUB_OFFLINE="1",
         TRANSFORMERS_OFFLINE="1",
     )

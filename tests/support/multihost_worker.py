@@ -12,7 +12,10 @@ import json
 import os
 import sys
 
-os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=4"
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests/
+from support import xla_flags
+
+os.environ["XLA_FLAGS"] = xla_flags(4)
 os.environ["JAX_PLATFORMS"] = "cpu"
 
 import jax
@@ -20,7 +23,6 @@ import numpy as np
 
 jax.config.update("jax_cpu_collectives_implementation", "gloo")
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests/
 from primus_jax import train  # noqa: E402
 from support.multihost import tiny_config  # noqa: E402
 

@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 
-from support import REPO
+from support import REPO, xla_flags
 
 from primus_jax.tools import accelerator_check
 
@@ -42,8 +42,7 @@ def test_accelerator_check_end_to_end_on_cpu(tmp_path):
     args += ["--batches=16", "--dtypes=float32", "--bench_steps=1", "--bench_warmup=0"]
     args += ["--max_batch=16", "--export_batches=1", "--train_steps=12"]
     env = dict(os.environ, JAX_PLATFORMS="cpu")
-    # Compile-time flags only: the test checks function, not speed.
-    env["XLA_FLAGS"] = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
+    env["XLA_FLAGS"] = xla_flags()  # compile-time flags only: the test checks function
     r = subprocess.run(
         [sys.executable, "-c", RUNNER, *args],
         cwd=REPO,
