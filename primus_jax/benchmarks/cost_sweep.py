@@ -36,14 +36,7 @@ def point(config: str, batch: int, queue: int | None, steps: int, dtype: str) ->
     ]
     if queue:
         cmd.append(f"--queue={queue}")
-    r = measure.run_child(cmd, timeout=3600)
-    if r["returncode"] != 0 or not r["record"]:
-        raise RuntimeError(
-            f"{' '.join(cmd)} failed (exit {r['returncode']}):\n{r['stderr'][-2000:]}"
-        )
-    rec = r["record"]
-    rec["peak_rss_mb"] = r["peak_rss_mb"]
-    return rec
+    return measure.run_record(cmd, timeout=3600)
 
 
 def row(rec: dict, key: str) -> str:

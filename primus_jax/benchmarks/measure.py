@@ -130,3 +130,18 @@ def run_child(cmd: list[str], *, env: dict | None = None, timeout: float | None 
         "record": record,
         "stderr": stderr,
     }
+
+
+def run_record(cmd: list[str], *, env: dict | None = None, timeout: float | None = None) -> dict:
+    """:func:`run_child` for a benchmark child: its JSON record with ``peak_rss_mb`` added.
+
+    Raises ``RuntimeError`` naming the command, its exit code and wall time, and the end of
+    its stderr, when it failed or printed no JSON line."""
+    r = run_child(cmd, env=env, timeout=timeout)
+    if r["returncode"] != 0 or not r["record"]:
+        bound = f"; killed at the {timeout:g} s bound if negative" if timeout else ""
+        raise RuntimeError(
+            f"{' '.join(cmd)} failed (exit {r['returncode']}, {r['wall_s']} s{bound}):\n"
+            f"{r['stderr'][-2000:]}"
+        )
+    return {**r["record"], "peak_rss_mb": r["peak_rss_mb"]}

@@ -27,15 +27,8 @@ def compare(cmd_a: list[str], cmd_b: list[str], pairs: int, timeout: float = 180
     runs = {"a": [], "b": []}
     for _ in range(pairs):
         for k, cmd in (("a", cmd_a), ("b", cmd_b)):
-            r = measure.run_child(cmd, timeout=timeout)
-            if r["returncode"] != 0 or not r["record"]:
-                raise RuntimeError(
-                    f"{' '.join(cmd)} failed (exit {r['returncode']}, {r['wall_s']} s; "
-                    f"killed at the {timeout} s bound if negative):\n{r['stderr'][-2000:]}"
-                )
-            runs[k].append(
-                {"samples_per_s": r["record"]["samples_per_s"], "peak_rss_mb": r["peak_rss_mb"]}
-            )
+            rec = measure.run_record(cmd, timeout=timeout)
+            runs[k].append({key: rec[key] for key in ("samples_per_s", "peak_rss_mb")})
     out = {}
     for key in ("samples_per_s", "peak_rss_mb"):
         a = [x[key] for x in runs["a"]]

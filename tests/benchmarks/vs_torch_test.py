@@ -3,6 +3,8 @@ each child) and forms median pair ratios."""
 
 import sys
 
+import pytest
+
 from primus_jax.benchmarks import measure, vs_torch
 
 
@@ -24,3 +26,16 @@ def test_compare_pairs_and_rss():
 def test_machine_fields():
     f = measure.machine_fields()
     assert f["cpu_model"] and f["peak_rss_mb"] > 0 and isinstance(f["xla_flags"], list)
+
+
+def test_a_failed_or_silent_child_names_its_command():
+    crash = [sys.executable, "-c", "import sys; sys.stderr.write('boom in child'); sys.exit(3)"]
+    with pytest.raises(RuntimeError, match=r"(?s)exit 3.*boom in child"):
+        measure.run_record(crash)
+    silent = [sys.executable, "-c", "print('no json here')"]
+    with pytest.raises(RuntimeError, match=r"\(exit 0, ") as e:
+        vs_torch.compare(silent, _cmd(10, 1.0), pairs=1)
+    assert "print('no json here')" in str(e.value)
+    hung = [sys.executable, "-c", "import time; time.sleep(30)"]
+    with pytest.raises(RuntimeError, match=r"exit -9, .*killed at the 2 s bound"):
+        measure.run_record(hung, timeout=2)
