@@ -134,6 +134,7 @@ def resumed_gs_run(bucket, tmp_path_factory):
     return wd, killed_after
 
 
+@pytest.mark.slow
 def test_kill_and_resume_from_gs_workdir(resumed_gs_run, tmp_path, programs):
     wd, killed_after = resumed_gs_run
     assert killed_after and max(killed_after) < 12

@@ -61,6 +61,7 @@ def _assert_same_run(state_a, state_b, wd_a, wd_b, atol):
             )
 
 
+@pytest.mark.slow
 def test_one_device_equals_eight_devices(tmp_path):
     # Every contrastive loss is over the global batch: sharding the batch over 8 devices
     # must not change a single loss or parameter (per-device negatives would).
@@ -81,6 +82,7 @@ class Crash(RuntimeError):
     pass
 
 
+@pytest.mark.slow
 def test_kill_and_resume_equals_straight_run(tmp_path, programs, monkeypatch):
     straight = train.train_and_evaluate(
         tiny_config(6), str(tmp_path / "straight"), programs=programs
@@ -104,6 +106,7 @@ def test_kill_and_resume_equals_straight_run(tmp_path, programs, monkeypatch):
     np.testing.assert_array_equal(params["log_tau_mm"], np.asarray(resumed.params["log_tau_mm"]))
 
 
+@pytest.mark.slow
 def test_sigterm_checkpoints_and_resume_is_exact(tmp_path, programs):
     straight = train.train_and_evaluate(
         tiny_config(4), str(tmp_path / "straight"), programs=programs
@@ -124,6 +127,7 @@ def test_sigterm_checkpoints_and_resume_is_exact(tmp_path, programs):
     _assert_same_run(straight, resumed, tmp_path / "straight", wd, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_checkpoint_restores_onto_a_different_device_count(tmp_path, programs):
     straight = train.train_and_evaluate(
         tiny_config(4), str(tmp_path / "straight"), programs=programs

@@ -45,6 +45,7 @@ def _rows(workdir):
     return [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
 
 
+@pytest.mark.slow
 def test_probes_every_n_steps_equal_an_evaluation_of_the_checkpoints(tmp_path, programs, caplog):
     data = _npz(tmp_path / "hapt_like.npz")
     c = _config(data, methods=("logreg",), every=2, shots=(1, 3), trials=2)

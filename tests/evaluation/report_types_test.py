@@ -127,6 +127,7 @@ def evaluated(tmp_path_factory):
     return rep, tmp / "eval" / "fewshot.json"
 
 
+@pytest.mark.slow
 def test_report_matches_the_golden_file(evaluated):
     rep, path = evaluated
     written = json.loads(path.read_text())

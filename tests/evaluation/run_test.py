@@ -65,6 +65,7 @@ def test_bad_npz_files_name_the_key(tmp_path, overrides, key, fragment):
     assert path in msg and f"key {key}" in msg and fragment in msg
 
 
+@pytest.mark.slow
 def test_fewshot_entry_point_on_npz(tmp_path):
     path = _write_npz(tmp_path / "user.npz")
     wd = tmp_path / "eval"

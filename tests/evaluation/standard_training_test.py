@@ -66,6 +66,7 @@ def test_schedule_lengths_follow_the_reference():
     assert float(lr(20)) == pytest.approx(0.0, abs=1e-12)
 
 
+@pytest.mark.slow
 def test_fit_learns_and_is_deterministic(data, kshot):
     fit = _fit(data, kshot, seed=0)
     assert fit.info["steps"] == 120 and fit.info["batch_size"] == 32
@@ -222,6 +223,7 @@ def test_fair_budget_fits_the_shots_and_keeps_the_best_held_out_check(data, ksho
     assert hot.info["steps_run"] == steps[-1]
 
 
+@pytest.mark.slow
 def test_finetune_changes_the_encoder_and_beats_its_frozen_probe(data, monkeypatch):
     """A random encoder's frozen mmcl features are poor here; fine-tuning the same encoder on
     the same shots (and reading the same L2-normalised mmcl) must do at least as well."""

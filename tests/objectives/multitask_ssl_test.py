@@ -134,6 +134,7 @@ def _bce(logits, label):
     return np.mean(np.logaddexp(0.0, logits) - label * logits)
 
 
+@pytest.mark.slow
 def test_training_run_learns_matches_recomputation_and_checkpoints(tmp_path):
     steps = 30
     c = _tiny_config(steps)

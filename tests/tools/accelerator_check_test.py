@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 from support import REPO, xla_flags
 
 from primus_jax.tools import accelerator_check
@@ -36,6 +37,7 @@ runpy.run_module("primus_jax.tools.accelerator_check", run_name="__main__")
 TINY = ["hidden=16", "ssl_dim=16", "mm_dim=16", "conv_channels=8"]
 
 
+@pytest.mark.slow
 def test_accelerator_check_end_to_end_on_cpu(tmp_path):
     args = [f"--out_dir={tmp_path}", "--bench_config=configs/smoke.py"]
     args += [f"--config.model.{t}" for t in TINY] + [f"--bench_config.model.{t}" for t in TINY]
