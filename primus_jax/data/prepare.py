@@ -2,7 +2,9 @@
 
 A config whose text-embedding store does not exist yet (e.g. ``uci_hapt/minilm`` on a fresh
 machine) is prepared by building the dataset's ``raw`` config, embedding its texts with
-``primus_jax.embed`` and then building the requested config from that store. All imports of
+``primus_jax.embed`` and then building the requested config from that store. A dataset with
+a text encoder and class prompts then has its prompts embedded into the prompt cache
+(``embed/prompts.py``), so that zero-shot evaluation needs no torch. All imports of
 tensorflow_datasets are lazy.
 """
 
@@ -158,6 +160,26 @@ def prepare_dataset(name: str, data_dir: str, manual_dir: str | None = None) -> 
     builder.download_and_prepare(
         file_format="array_record", download_config=_download_config(manual_dir)
     )
+    _cache_class_prompts(name, builder.info.metadata or {}, data_dir)
+
+
+def _cache_class_prompts(name: str, metadata, data_dir: str) -> None:
+    """Embeds the dataset's zero-shot prompts into the prompt cache (``embed/prompts.py``),
+    so that evaluating on it needs no text encoder; skipped, with a line, when it cannot."""
+    encoder, prompts = metadata.get("text_encoder"), metadata.get("class_prompts")
+    if not encoder or not prompts:
+        return
+    from primus_jax.embed import prompts as prompt_lib
+
+    flat = [p for ps in prompts for p in ps]
+    try:
+        _, stats = prompt_lib.embed_prompts(
+            flat, encoder=encoder, cache_root=prompt_lib.default_cache_root(data_dir)
+        )
+    except Exception as e:  # e.g. no torch here, or clip_text, whose weights need a model_dir
+        logging.info("data: %s's class prompts not cached (%s); evaluation embeds them", name, e)
+        return
+    logging.info("data: %s's %d class prompts: %s", name, len(flat), stats.describe())
 
 
 def _embed_texts_of_raw(dataset, data_dir, manual_dir, store_dir, *, encoder):

@@ -63,6 +63,8 @@ class LabelledData:
     text_from_labels: bool = False
     # Where the prompts came from: "metadata", "builder" (old build) or "generic".
     prompt_source: str = "generic"
+    # The local TFDS data_dir it was read from (None for npz): the default prompt cache's home.
+    data_dir: str | None = None
 
     @property
     def num_classes(self) -> int:
@@ -289,6 +291,7 @@ def load_tfds(
         prompts=prompts,
         text_from_labels=text_from_labels,
         prompt_source=prompt_source,
+        data_dir=data_dir,
     )
 
 

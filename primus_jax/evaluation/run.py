@@ -73,20 +73,39 @@ def load_encoder(config):
     return enc, float(base.loss.tau_init), "random init"
 
 
+def _prompt_cache_root(config, data: labelled.LabelledData) -> str | None:
+    root = config.get("prompt_cache", "")
+    if root == "none":
+        return None
+    if root:
+        return root
+    from primus_jax.embed import prompts as prompt_lib
+
+    return prompt_lib.default_cache_root(data.data_dir) if data.data_dir else None
+
+
 def _prompt_embeddings(config, data: labelled.LabelledData, mm_dim: int):
-    """(C, P, D) prompt embeddings with the dataset's text encoder, or None with a reason."""
+    """(C, P, D) prompt embeddings with the dataset's text encoder, or None with a reason.
+
+    Read from the prompt cache (``embed/prompts.py``) when they are there: then no torch."""
     encoder = config.text_encoder or data.text_encoder
     if encoder in (None, "", "none") or not data.prompts:
         return None, "no text encoder for this dataset"
+    from primus_jax.embed import prompts as prompt_lib
+
+    flat = [p for ps in data.prompts for p in ps]
     try:
-        from primus_jax import embed
-    except ImportError as e:  # the [text] extra is missing
+        emb, stats = prompt_lib.embed_prompts(
+            flat,
+            encoder=encoder,
+            model_dir=config.text_encoder_dir or None,
+            cache_root=_prompt_cache_root(config, data),
+        )
+    except ImportError as e:  # the [torch] extra is missing and the prompts are not cached
         return None, f"text encoder unavailable ({e})"
-    try:
-        flat = [p for ps in data.prompts for p in ps]
-        emb = embed.embed_texts(flat, encoder=encoder, model_dir=config.text_encoder_dir or None)
     except Exception as e:
         return None, f"could not embed prompts with {encoder}: {e}"
+    logging.info("eval: %d zero-shot prompts with %s: %s", len(flat), encoder, stats.describe())
     if emb.shape[1] != mm_dim:
         return None, f"{encoder} is {emb.shape[1]}-d but the encoder's mmcl head is {mm_dim}-d"
     out, i = [], 0

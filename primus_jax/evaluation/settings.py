@@ -36,6 +36,7 @@ def settings() -> ml_collections.ConfigDict:
     c.retrieval = True
     c.text_encoder = ""  # "" = the dataset's (metadata text_encoder); "none" disables
     c.text_encoder_dir = ""  # local weights for clip_text
+    c.prompt_cache = ""  # "" = <data_dir>/prompt_embeddings; "none" = embed the prompts live
     c.batch_size = 512
     c.run_name = ""
     c.standard_training_shots = ()  # () = same as shots

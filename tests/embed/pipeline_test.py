@@ -466,3 +466,23 @@ def test_minilm_store_from_tfds(minilm, tmp_path, monkeypatch):
     ref = pipeline.embed_texts(["subject is lying 1"], encoder=minilm)[0]
     np.testing.assert_allclose(store["s0/1000"], ref, atol=1e-6)
     np.testing.assert_allclose(store["s1/0"], ref, atol=1e-6)
+
+
+def test_cached_minilm_prompts_equal_live_ones(minilm, tmp_path, monkeypatch):
+    """The prompt cache (embed/prompts.py) returns what the encoder gives, on the real MiniLM."""
+    from primus_jax.embed import prompts
+
+    texts = [
+        "a person is walking upstairs",
+        "someone lies down on a bed",
+        "a person is walking upstairs",
+    ]
+    monkeypatch.setattr(enc_lib, "load_text_encoder", lambda *a, **k: minilm)
+    live = pipeline.embed_texts(texts, encoder=minilm)
+    first, stats = prompts.embed_prompts(texts, encoder="minilm", cache_root=tmp_path)
+    assert stats.embedded == 2
+    monkeypatch.setattr(enc_lib, "load_text_encoder", lambda *a, **k: pytest.fail("loaded"))
+    cached, stats = prompts.embed_prompts(texts[::-1], encoder="minilm", cache_root=tmp_path)
+    assert (stats.cached, stats.embedded) == (2, 0)
+    np.testing.assert_allclose(first, live, atol=1e-6)
+    np.testing.assert_allclose(cached, live[::-1], atol=1e-6)

@@ -13,8 +13,8 @@ import zlib
 import numpy as np
 import pytest
 
-from primus_jax import embed
 from primus_jax.data.synthetic import SyntheticPairedSource
+from primus_jax.embed import pipeline as embed_pipeline
 from primus_jax.evaluation import report, report_types, run, settings
 
 GOLDEN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "golden", "fewshot_report.json")
@@ -119,7 +119,7 @@ def evaluated(tmp_path_factory):
     path = tmp / "toy.npz"
     np.savez(path, X=src.imu, y=names[src.label % 3], split=np.array(["train", "test"] * 30))
     mp = pytest.MonkeyPatch()
-    mp.setattr(embed, "embed_texts", _fake_text_encoder)
+    mp.setattr(embed_pipeline, "embed_texts", _fake_text_encoder)
     try:
         rep = run.evaluate(_config(path), str(tmp / "eval"))
     finally:
