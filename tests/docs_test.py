@@ -17,6 +17,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -184,7 +185,7 @@ def _run_page(page, template, tmp_path, tfds_dir):
     env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env["PATH"]
     for workdir in _workdirs(page_commands(page)):  # the page makes these itself
         shutil.rmtree(project / workdir, ignore_errors=True)
-    ran, skipped = [], []
+    ran, skipped, walls = [], [], []
     for words in page_commands(page):
         local_env, words = _split_env(words)
         if words and words[0] == "export":
@@ -202,6 +203,7 @@ def _run_page(page, template, tmp_path, tfds_dir):
             argv, cwd = words, REPO  # dry runs: they check that they run from the repository
         else:
             pytest.fail(f"{page}: `{shlex.join(words)}` is neither run nor in NOT_RUN")
+        t0 = time.perf_counter()
         res = subprocess.run(
             argv,
             cwd=cwd,
@@ -214,7 +216,8 @@ def _run_page(page, template, tmp_path, tfds_dir):
             f"{page}: `{shlex.join(words)}` exited {res.returncode}\n{res.stderr[-3000:]}"
         )
         ran.append((shlex.join(words), res.stderr))
-    print(f"{page}: ran {len(ran)}, not run {len(skipped)}: {skipped}")
+        walls.append(f"{time.perf_counter() - t0:.1f} s  {shlex.join(words)[:100]}")
+    print(f"{page}: ran {len(ran)}, not run {len(skipped)}: {skipped}", *walls, sep="\n  ")
     return project, ran
 
 

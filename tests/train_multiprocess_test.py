@@ -82,7 +82,9 @@ def _assert_same_run(multi, single, mode):
     assert sorted(m1) == sorted(m2) == [1, 2, 3, 4]
     for step in m1:
         for key in ("train/loss", "train/loss_ss", "train/loss_mm", "train/loss_nn"):
-            np.testing.assert_allclose(m1[step][key], m2[step][key], atol=1e-5, err_msg=key)
+            np.testing.assert_allclose(
+                m1[step][key], m2[step][key], atol=1e-5, err_msg=f"{mode}: {key} at step {step}"
+            )
         # 32 segments, queue 32: epoch 2 (steps 3, 4) finds each row's own entry in the
         # queue; it is excluded on every process as on one.
         for m in (m1, m2):
@@ -94,7 +96,7 @@ def _assert_same_run(multi, single, mode):
     import jax
 
     for a, b in zip(jax.tree.leaves(p1), jax.tree.leaves(p2), strict=True):
-        np.testing.assert_allclose(a, b, atol=1e-5)
+        np.testing.assert_allclose(a, b, atol=1e-5, err_msg=f"{mode}: parameters after 4 steps")
 
 
 def _assert_same_gradients_as_one_process(multi):
