@@ -228,7 +228,15 @@ CHECKED_ELSEWHERE = {"docs/own_recordings.md": "test_own_recordings_walkthrough"
 @pytest.mark.slow
 @pytest.mark.parametrize("page", [p for p in PAGES if p not in CHECKED_ELSEWHERE])
 def test_page_commands_run(page, template, tfds_dir, tmp_path):
-    _run_page(page, template, tmp_path, tfds_dir)
+    _, ran = _run_page(page, template, tmp_path, tfds_dir)
+    # tfds_dir was made by prepare_dataset, which caches the zero-shot prompts: a few-shot
+    # run on it loads no text encoder (embed/prompts.py).
+    for cmd, log in ran:
+        if "configs/fewshot.py" in cmd:  # every page's few-shot run is on a HAPT dataset
+            assert re.search(r"zero-shot prompts with \w+: (\d+) cached, 0 embedded now", log), (
+                f"{page}: `{cmd}` embedded prompts live:\n"
+                + "\n".join(line for line in log.splitlines() if "prompts" in line)
+            )
 
 
 @pytest.mark.slow
