@@ -161,6 +161,13 @@ def _iter_encoded(
         yield [keys[i] for _, i in rows], emb[[j for j, _ in rows]]
 
 
+def check_texts(texts: Sequence[str], what: str = "texts") -> None:
+    """Raises ValueError naming ``what[i]`` for the first text that is empty or not a string."""
+    for i, t in enumerate(texts):
+        if not isinstance(t, str) or not t.strip():
+            raise ValueError(f"{what}[{i}] = {t!r}: only non-empty strings can be embedded")
+
+
 def embed_texts(
     texts: Sequence[str],
     encoder: str | enc_lib.TextEncoder = "minilm",
@@ -186,9 +193,7 @@ def embed_texts(
     Raises:
       ValueError: a text is empty or not a string.
     """
-    for i, t in enumerate(texts):
-        if not isinstance(t, str) or not t.strip():
-            raise ValueError(f"texts[{i}] = {t!r}: only non-empty strings can be embedded")
+    check_texts(texts)
     enc = _get_text_encoder(encoder, model_dir, device, dtype)
     batch_size = batch_size or enc_lib.get_spec(enc.encoder).default_batch_size
     out = np.zeros((len(texts), enc.dim), np.float32)

@@ -86,24 +86,25 @@ def embed_prompts(
       encoders.ModelDirError: the encoder's checkpoint cannot be found.
       ValueError: a text is empty or not a string.
     """
-    for i, t in enumerate(texts):
-        if not isinstance(t, str) or not t.strip():
-            raise ValueError(f"prompts[{i}] = {t!r}: only non-empty strings can be embedded")
+    pipeline.check_texts(texts, "prompts")
     if cache_root is None:
         emb = pipeline.embed_texts(texts, encoder=encoder, model_dir=model_dir)
         return emb, PromptStats(embedded=len(set(texts)))
     path = cache_path(cache_root, encoder, model_dir)
     distinct = list(dict.fromkeys(texts))
+    enc: str | enc_lib.TextEncoder = encoder  # loaded at most once, only if something is new
     try:
         have = set(store_lib.read_ids(path))
         todo = [t for t in distinct if t not in have]
         if todo:
-            pipeline.write_text_store(todo, todo, path, encoder=encoder, model_dir=model_dir)
+            store_lib.check_compatible(path, encoder=encoder, modality="text")
+            enc = enc_lib.load_text_encoder(encoder, model_dir)
+            pipeline.write_text_store(todo, todo, path, encoder=enc)
         emb, found = store_lib.EmbeddingStore(path).lookup(list(texts))
         if not found.all():  # write_text_store stores every non-empty text it is given
             raise store_lib.StoreError(f"{int((~found).sum())} prompts missing after writing")
     except (OSError, store_lib.StoreError) as e:
         logging.warning("prompt cache %s not used (%s); embedding the prompts live", path, e)
-        emb = pipeline.embed_texts(texts, encoder=encoder, model_dir=model_dir)
+        emb = pipeline.embed_texts(texts, encoder=enc, model_dir=model_dir)
         return emb, PromptStats(embedded=len(distinct), note=f"cache {path} not used: {e}")
     return emb, PromptStats(cached=len(distinct) - len(todo), embedded=len(todo), store=str(path))

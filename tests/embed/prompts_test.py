@@ -93,6 +93,7 @@ def test_a_cache_it_cannot_write_is_left_alone(encoder, tmp_path, caplog):
     with EmbeddingStoreWriter(path, encoder="minilm", modality="text", dim=8):  # holds the lock
         with caplog.at_level(logging.WARNING):
             emb, stats = prompts.embed_prompts(FLAT, encoder="minilm", cache_root=tmp_path)
+    assert encoder.loads == 1  # the live fallback reuses the encoder loaded for the cache
     np.testing.assert_array_equal(emb, pipeline.embed_texts(FLAT, encoder="minilm"))
     assert stats.store is None and stats.cached == 0 and "being written" in stats.note
     assert "embedding the prompts live" in caplog.text
