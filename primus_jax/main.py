@@ -14,7 +14,7 @@ import logging as logging_std
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from primus_jax import cli_errors
+from primus_jax import cli_errors, host_memory
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Path to a config file in configs/.", lock_config=True
@@ -34,11 +34,14 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     logging.get_absl_handler().addFilter(_QuietLibraries())
+    config = _CONFIG.value
+    pretrain = config.get("mode", "pretrain") != "fewshot"
+    if pretrain and config.train.get("keep_cpu_temporaries", True):
+        host_memory.run_cpu_programs_inline()  # before jax starts (host_memory.py says why)
     import jax
 
     logging.info("JAX %s: %s", jax.__version__, jax.devices())
-    config = _CONFIG.value
-    if config.get("mode", "pretrain") == "fewshot":
+    if not pretrain:
         from primus_jax.evaluation import run as evaluation_run
 
         evaluation_run.evaluate(config, _WORKDIR.value)

@@ -22,7 +22,7 @@ import time
 from absl import flags
 from ml_collections import config_flags
 
-from primus_jax import cli_errors, contract, programs
+from primus_jax import cli_errors, contract, host_memory, programs
 from primus_jax.benchmarks import measure
 
 
@@ -183,6 +183,10 @@ def run(
 
         flops = flops_per_sample(config)["forward"] * batch
 
+    if config.train.get("keep_cpu_temporaries", True):
+        temporaries = host_memory.keep_step_temporaries(compiled)
+    else:
+        temporaries = "not kept: train.keep_cpu_temporaries=False"
     for i in range(warmup):
         state = one(i, state)
     times = []
@@ -218,6 +222,7 @@ def run(
         "compute_dtype": config.model.compute_dtype,
         "data": data if mode == "train" else "device",
         "queue_size": config.queue.size,
+        "cpu_temporaries": temporaries,
         "gflop_per_step": round(flops / 1e9, 3),
         "gflop_per_s": round(flops / med / 1e9, 2),
         "steps": steps,
@@ -231,6 +236,8 @@ def run(
 def main(argv):
     del argv
     config = _CONFIG.value
+    if config.train.get("keep_cpu_temporaries", True):
+        host_memory.run_cpu_programs_inline()  # as primus_jax.main does, before jax starts
     if _DTYPE.value:
         config.model.compute_dtype = _DTYPE.value
     batch = _BATCH.value or config.data.batch_size
