@@ -88,27 +88,25 @@ def run_cpu_programs_inline() -> bool:
     return not jax.config.read("jax_cpu_enable_async_dispatch")
 
 
-def keep_step_temporaries(compiled) -> str:
+def keep_step_temporaries(compiled, enabled: bool = True) -> str:
     """After compiling a step: keeps freed large blocks on the C heap when it pays.
 
     That is, when ``compiled`` runs on one CPU device, inline (:func:`run_cpu_programs_inline`),
     under glibc and with no allocator settings of the user's: then ``mallopt`` stops serving
     large blocks by ``mmap`` and stops trimming the heap, so each step reuses the pages of the
-    last one's temporaries. Returns a one-line account for the log, starting "kept" or "not
-    kept".
+    last one's temporaries. ``enabled``: ``train.keep_cpu_temporaries``. Returns a one-line
+    account for the log, starting "kept" or "not kept".
     """
     import jax
 
     devices = set()
     for sharding in jax.tree.leaves(compiled.input_shardings):
         devices |= sharding.device_set
-    try:
-        temp_mb = compiled.memory_analysis().temp_size_in_bytes / 2**20
-    except Exception:  # no memory analysis on this backend
-        temp_mb = float("nan")
     mallopt = _libc_fn("mallopt", (ctypes.c_int, ctypes.c_int))
     reason = None
-    if jax.default_backend() != "cpu" or any(d.platform != "cpu" for d in devices):
+    if not enabled:
+        reason = "train.keep_cpu_temporaries=False"
+    elif jax.default_backend() != "cpu" or any(d.platform != "cpu" for d in devices):
         reason = "not a CPU program"
     elif len(devices) != 1:
         reason = f"{len(devices)} devices run in threads of their own"
@@ -122,4 +120,8 @@ def keep_step_temporaries(compiled) -> str:
         return f"not kept: {reason}"
     mallopt(_M_MMAP_MAX, 0)
     mallopt(_M_TRIM_THRESHOLD, 2**31 - 1)
+    try:
+        temp_mb = compiled.memory_analysis().temp_size_in_bytes / 2**20
+    except Exception:  # no memory analysis on this backend
+        temp_mb = float("nan")
     return f"kept on the heap between steps ({temp_mb:.0f} MB, mallopt M_MMAP_MAX=0)"

@@ -177,8 +177,8 @@ def _train(config, workdir, objective, *, step_hook, programs, evaluate):
         if start < num_steps:
             first_input = next_input()
             step_fn = _compile_step(programs, config, jitted, state, first_input)
-            if config.train.get("keep_cpu_temporaries", True):
-                logging.info("step temporaries: %s", host_memory.keep_step_temporaries(step_fn))
+            keep = config.train.get("keep_cpu_temporaries", True)
+            logging.info("step temporaries: %s", host_memory.keep_step_temporaries(step_fn, keep))
         for step in range(start + 1, num_steps + 1):
             batch = first_input if step == start + 1 else next_input()
             t0 = time.perf_counter()

@@ -183,10 +183,9 @@ def run(
 
         flops = flops_per_sample(config)["forward"] * batch
 
-    if config.train.get("keep_cpu_temporaries", True):
-        temporaries = host_memory.keep_step_temporaries(compiled)
-    else:
-        temporaries = "not kept: train.keep_cpu_temporaries=False"
+    temporaries = host_memory.keep_step_temporaries(
+        compiled, config.train.get("keep_cpu_temporaries", True)
+    )
     for i in range(warmup):
         state = one(i, state)
     times = []
