@@ -5,7 +5,9 @@ through ``lax.scan`` produces a backward pass whose dots use transposed operands
 XLA:CPU runs slowly (and in bfloat16 no faster than float32). The backward below keeps every
 per-step GEMM un-transposed: ``dh @ W_hh^T`` against a transposed copy made once, and
 ``h_prev^T @ dgates`` accumulated into ``dW_hh`` inside the reverse scan, with ``h^T`` taken
-from one ``swapaxes`` of the stacked residuals outside the loop (docs/benchmarks.md).
+from one ``swapaxes`` of the stacked residuals outside the loop (docs/benchmarks.md). The
+first step, from ``h0 = 0``, is taken outside the loop: it needs no ``h @ W_hh``, and in the
+backward no ``dW_hh`` term and no gradient for ``h0`` (3 of the 96 recurrent GEMMs).
 
 Gate layout and formulas follow PyTorch's ``nn.GRU`` exactly (gate order r, z, n):
 
@@ -32,7 +34,7 @@ from primus_jax.sharding import DATA_AXIS
 
 def _mm(a, b, compute_dtype):
     """Matmul with operands cast to ``compute_dtype`` and float32 (or wider) accumulation."""
-    if compute_dtype is None or jnp.dtype(compute_dtype) == a.dtype:
+    if compute_dtype is None or jnp.dtype(compute_dtype) == a.dtype == b.dtype == jnp.float32:
         return jnp.matmul(a, b)
     out_dtype = jnp.promote_types(a.dtype, jnp.float32)
     return jnp.matmul(
@@ -45,31 +47,43 @@ def _split3(g):
     return g[..., :h], g[..., h : 2 * h], g[..., 2 * h :]
 
 
+def _cell(x_t, h, w_ih, w_hh, b_ih, b_hh, compute_dtype):
+    """One GRU step; ``h=None`` is the zero initial state, whose ``h @ W_hh`` is skipped.
+
+    Returns the new state and the step's residuals (r, z, n, W_hn h + b_hn)."""
+    # x_t @ W_ih stays inside the loop: hoisting it creates a (S, B, 3H) float32
+    # intermediate that is streamed from DRAM and was 20% slower on CPU.
+    gi = _mm(x_t, w_ih, compute_dtype) + b_ih
+    gh = b_hh if h is None else _mm(h, w_hh, compute_dtype) + b_hh
+    gi_r, gi_z, gi_n = _split3(gi)
+    gh_r, gh_z, gh_n = _split3(gh)
+    r = jax.nn.sigmoid(gi_r + gh_r)
+    z = jax.nn.sigmoid(gi_z + gh_z)
+    n = jnp.tanh(gi_n + r * gh_n)
+    h_new = n - z * n if h is None else n + z * (h - n)
+    return h_new, (r, z, n, jnp.broadcast_to(gh_n, n.shape))
+
+
 def _forward_scan(x, w_ih, w_hh, b_ih, b_hh, compute_dtype):
-    """Runs the recurrence; returns the final state and the stacked residuals."""
-    steps, batch, _ = x.shape
-    hidden = w_hh.shape[0]
-    h0 = jnp.zeros((batch, hidden), jnp.promote_types(x.dtype, w_hh.dtype))
+    """Runs the recurrence; returns the final state and the residuals of the backward pass.
+
+    The first step is taken outside the loop: from ``h0 = 0`` it needs no ``h @ W_hh``
+    (1/32 of the recurrent GEMMs, and in the backward two more: no ``dW_hh`` term and no
+    gradient for ``h0``). Residuals: step 0's (r, z, n, W_hn h + b_hn) and, stacked over
+    steps 1..S-1, the same with the previous state h.
+    """
     if compute_dtype is not None:
         # Cast the weights once, not at every step of the loop.
         w_ih = lax.optimization_barrier(w_ih.astype(compute_dtype))
         w_hh = lax.optimization_barrier(w_hh.astype(compute_dtype))
+    h1, first = _cell(x[0], None, w_ih, w_hh, b_ih, b_hh, compute_dtype)
 
     def step(h, x_t):
-        # x_t @ W_ih stays inside the loop: hoisting it creates a (S, B, 3H) float32
-        # intermediate that is streamed from DRAM and was 20% slower on CPU.
-        gi = _mm(x_t, w_ih, compute_dtype) + b_ih
-        gh = _mm(h, w_hh, compute_dtype) + b_hh
-        gi_r, gi_z, gi_n = _split3(gi)
-        gh_r, gh_z, gh_n = _split3(gh)
-        r = jax.nn.sigmoid(gi_r + gh_r)
-        z = jax.nn.sigmoid(gi_z + gh_z)
-        n = jnp.tanh(gi_n + r * gh_n)
-        h_new = n + z * (h - n)
-        return h_new, (h, r, z, n, gh_n)
+        h_new, res = _cell(x_t, h, w_ih, w_hh, b_ih, b_hh, compute_dtype)
+        return h_new, (h, *res)
 
-    del steps
-    return lax.scan(step, h0, x)
+    h, rest = lax.scan(step, h1, x[1:])
+    return h, (first, rest)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(5,))
@@ -97,27 +111,41 @@ def _gru_fwd(x, w_ih, w_hh, b_ih, b_hh, compute_dtype):
     return h, (x, w_ih, w_hh, res)
 
 
+def _gate_grads(dh, h_prev, r, z, n, gh_n):
+    """Pre-activation gradients of one step: (d gi, d gh, the part of dh_prev through z).
+
+    ``h_prev=None`` is the zero initial state."""
+    dn = dh * (1.0 - z)
+    dz = dh * (-n if h_prev is None else h_prev - n)
+    da_n = dn * (1.0 - n * n)
+    da_r = da_n * gh_n * r * (1.0 - r)
+    da_z = dz * z * (1.0 - z)
+    dgi = jnp.concatenate([da_r, da_z, da_n], axis=-1)  # (B, 3H)
+    dgh = jnp.concatenate([da_r, da_z, da_n * r], axis=-1)
+    return dgi, dgh, dh * z
+
+
 def _gru_bwd(compute_dtype, saved, dh_final):
-    x, w_ih, w_hh, (hs, r, z, n, gh_n) = saved
+    x, w_ih, w_hh, (first, (hs, r, z, n, gh_n)) = saved
     cd = compute_dtype
     # Transposed copies made once per step, outside the loop. The barrier stops XLA from
     # folding the transpose back into the dot (which would make it a transposed-operand dot).
     w_hh_t = lax.optimization_barrier(w_hh.T if cd is None else w_hh.T.astype(cd))
     w_ih_t = lax.optimization_barrier(w_ih.T if cd is None else w_ih.T.astype(cd))
-    hs_t = jnp.swapaxes(hs, 1, 2)  # (S, H, B)
+    # h^T and x^T, the left operands of the weight-gradient GEMMs, from one swapaxes of the
+    # stacked residuals each, stored in the compute dtype: a bf16 step keeps half the bytes
+    # and converts nothing at every step. (Without the barrier XLA moves the convert after
+    # the transpose and keeps a float32 copy.)
+    hs_t = jnp.swapaxes(hs, 1, 2)  # (S-1, H, B)
     xs_t = jnp.swapaxes(x, 1, 2)  # (S, I, B)
+    if cd is not None:
+        hs_t, xs_t = lax.optimization_barrier((hs_t.astype(cd), xs_t.astype(cd)))
 
     def step(carry, inputs):
         dh, dw_ih, dw_hh, db_ih, db_hh = carry
         h_prev_t, x_t_t, h_prev, r_t, z_t, n_t, ghn_t = inputs
-        dn = dh * (1.0 - z_t)
-        dz = dh * (h_prev - n_t)
-        da_n = dn * (1.0 - n_t * n_t)
-        da_r = da_n * ghn_t * r_t * (1.0 - r_t)
-        da_z = dz * z_t * (1.0 - z_t)
-        dgi = jnp.concatenate([da_r, da_z, da_n], axis=-1)  # (B, 3H)
-        dgh = jnp.concatenate([da_r, da_z, da_n * r_t], axis=-1)
-        dh_prev = dh * z_t + _mm(dgh, w_hh_t, cd)
+        dgi, dgh, dh_z = _gate_grads(dh, h_prev, r_t, z_t, n_t, ghn_t)
+        dh_prev = dh_z + _mm(dgh, w_hh_t, cd)
         dw_hh = dw_hh + _mm(h_prev_t, dgh, cd)
         dw_ih = dw_ih + _mm(x_t_t, dgi, cd)
         db_ih = db_ih + dgi.sum(0)
@@ -133,15 +161,19 @@ def _gru_bwd(compute_dtype, saved, dh_final):
         jnp.zeros(w_hh.shape[1:], acc),
         jnp.zeros(w_hh.shape[1:], acc),
     )
-    (_, dw_ih, dw_hh, db_ih, db_hh), dx = lax.scan(
-        step, carry0, (hs_t, xs_t, hs, r, z, n, gh_n), reverse=True
+    (dh, dw_ih, dw_hh, db_ih, db_hh), dx = lax.scan(
+        step, carry0, (hs_t, xs_t[1:], hs, r, z, n, gh_n), reverse=True
     )
+    # Step 0, from h0 = 0: no dW_hh term, and h0 takes no gradient.
+    dgi, dgh, _ = _gate_grads(dh, None, *first)
+    dw_ih = dw_ih + _mm(xs_t[0], dgi, cd)
+    dx0 = _mm(dgi, w_ih_t, cd)
     return (
-        dx.astype(x.dtype),
+        jnp.concatenate([dx0[None], dx]).astype(x.dtype),
         dw_ih.astype(w_ih.dtype),
         dw_hh.astype(w_hh.dtype),
-        db_ih.astype(w_hh.dtype),
-        db_hh.astype(w_hh.dtype),
+        (db_ih + dgi.sum(0)).astype(w_hh.dtype),
+        (db_hh + dgh.sum(0)).astype(w_hh.dtype),
     )
 
 
