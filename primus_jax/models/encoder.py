@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from primus_jax.models import conv
 from primus_jax.models.gru import data_parallel_gru
 
 GRU_ORIENTATIONS = ("channels", "time")
@@ -172,6 +173,8 @@ class PrimusEncoder(nn.Module):
                 padding="VALID",
                 use_bias=False,
                 kernel_init=torch_uniform(ch_in * k),
+                # conv1's input gradient (6 input channels) as one GEMM (models/conv.py).
+                conv_general_dilated=conv.conv_general_dilated if i == 1 else None,
                 name=f"conv{i}",
             )(x)
             inter[f"conv{i}"] = x
