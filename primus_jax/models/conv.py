@@ -46,7 +46,8 @@ def _bwd(dilation, saved, dy):
     x, w = saved
     k, c, o = w.shape
     b, n, _ = dy.shape
-    (dw,) = jax.vjp(lambda w: _conv(x, w, dilation), w)[1](dy)
+    # The filter gradient: XLA's transpose of the convolution, linear in w.
+    (dw,) = jax.linear_transpose(lambda w: _conv(x, w, dilation), w)(dy)
     # dx[:, t] = sum_j dy[:, t - dilation * j] @ w[j]^T: every tap's columns from one GEMM,
     # each shifted to its offset (a pad) and summed; XLA fuses the K pads and adds.
     cols = (dy.reshape(b * n, o) @ w.reshape(k * c, o).T).reshape(b, n, k, c)

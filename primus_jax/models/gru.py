@@ -34,7 +34,7 @@ from primus_jax.sharding import DATA_AXIS
 
 def _mm(a, b, compute_dtype):
     """Matmul with operands cast to ``compute_dtype`` and float32 (or wider) accumulation."""
-    if compute_dtype is None or jnp.dtype(compute_dtype) == a.dtype == b.dtype == jnp.float32:
+    if compute_dtype is None:
         return jnp.matmul(a, b)
     out_dtype = jnp.promote_types(a.dtype, jnp.float32)
     return jnp.matmul(
@@ -61,17 +61,13 @@ def _cell(x_t, h, w_ih, w_hh, b_ih, b_hh, compute_dtype):
     z = jax.nn.sigmoid(gi_z + gh_z)
     n = jnp.tanh(gi_n + r * gh_n)
     h_new = n - z * n if h is None else n + z * (h - n)
-    return h_new, (r, z, n, jnp.broadcast_to(gh_n, n.shape))
+    return h_new, (r, z, n, gh_n)  # at step 0 gh_n is b_hn alone, shape (H,)
 
 
 def _forward_scan(x, w_ih, w_hh, b_ih, b_hh, compute_dtype):
-    """Runs the recurrence; returns the final state and the residuals of the backward pass.
-
-    The first step is taken outside the loop: from ``h0 = 0`` it needs no ``h @ W_hh``
-    (1/32 of the recurrent GEMMs, and in the backward two more: no ``dW_hh`` term and no
-    gradient for ``h0``). Residuals: step 0's (r, z, n, W_hn h + b_hn) and, stacked over
-    steps 1..S-1, the same with the previous state h.
-    """
+    """Runs the recurrence; returns the final state and the residuals of the backward pass:
+    step 0's (r, z, n, W_hn h + b_hn), taken outside the loop from ``h0 = 0``, and, stacked
+    over steps 1..S-1, the previous state h with the same four."""
     if compute_dtype is not None:
         # Cast the weights once, not at every step of the loop.
         w_ih = lax.optimization_barrier(w_ih.astype(compute_dtype))

@@ -61,7 +61,7 @@ def test_input_gradient_float32_batch_of_windows():
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * float(jnp.abs(want).max()))
 
 
-def test_flax_conv_uses_it_and_keeps_its_parameters():
+def test_flax_conv_uses_it_and_keeps_its_parameters(monkeypatch):
     x = jnp.asarray(_imu(np.random.default_rng(1), 2, 30), jnp.float32)
     kw = dict(features=4, kernel_size=(3,), kernel_dilation=(2,), padding="VALID", use_bias=False)
     ours, plain = nn.Conv(**kw, conv_general_dilated=conv.conv_general_dilated), nn.Conv(**kw)
@@ -71,16 +71,8 @@ def test_flax_conv_uses_it_and_keeps_its_parameters():
     )
     calls = []
     real = conv.valid_conv1d
-
-    def spy(*a):
-        calls.append(a[2])
-        return real(*a)
-
-    conv.valid_conv1d = spy
-    try:
-        np.testing.assert_allclose(ours.apply(params, x), plain.apply(params, x), rtol=1e-6)
-    finally:
-        conv.valid_conv1d = real
+    monkeypatch.setattr(conv, "valid_conv1d", lambda *a: calls.append(a[2]) or real(*a))
+    np.testing.assert_allclose(ours.apply(params, x), plain.apply(params, x), rtol=1e-6)
     assert calls == [2]
 
 
@@ -101,7 +93,7 @@ def test_other_convolutions_go_to_lax_unchanged(kw):
     np.testing.assert_array_equal(ours.apply(params, x), plain.apply(params, x))
 
 
-def test_encoder_gradients_unchanged():
+def test_encoder_gradients_unchanged(monkeypatch):
     # The whole encoder against the same encoder built on flax's own convolution: every
     # parameter's gradient, norm_in's (which flow through conv1's input gradient) included.
     x = jnp.asarray(_imu(np.random.default_rng(3), 4, 250), jnp.float32)
@@ -109,12 +101,8 @@ def test_encoder_gradients_unchanged():
     params = model.init(jax.random.key(0), x)
     loss = lambda p: jnp.sum(jnp.sin(model.apply(p, x)["mmcl"]))
     got = jax.grad(loss)(params)
-    real = conv.conv_general_dilated
-    conv.conv_general_dilated = lax.conv_general_dilated
-    try:
-        want = jax.grad(loss)(params)
-    finally:
-        conv.conv_general_dilated = real
+    monkeypatch.setattr(conv, "conv_general_dilated", lax.conv_general_dilated)
+    want = jax.grad(loss)(params)
     for (path, g), w in zip(
         jax.tree_util.tree_leaves_with_path(got), jax.tree.leaves(want), strict=True
     ):
