@@ -66,7 +66,8 @@ def main(argv):
         )
         print(json.dumps(by_queue[-1]), flush=True)
     m = measure.machine_fields()
-    print(f"\n{m['cpu_model']} ({', '.join(m['cpu_flags'])}), {_DTYPE.value}, env {m['env']}")
+    cpu = f"{m['cpu_model']}, {m['cpu_id']}" if m["cpu_id"] else m["cpu_model"]
+    print(f"\n{cpu} ({', '.join(m['cpu_flags'])}), {_DTYPE.value}, env {m['env']}")
     if by_batch:
         print("\n" + table("batch", "batch", by_batch))
     if by_queue:

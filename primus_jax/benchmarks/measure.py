@@ -1,10 +1,11 @@
 """What every benchmark record carries, measured one way for JAX and PyTorch alike.
 
-``machine_fields()`` gives ``cpu_model``, ``peak_rss_mb`` (this process's peak resident set,
-``getrusage``) and the XLA flags and allocator settings in force. ``run_child(cmd)`` runs a
-benchmark as a child process and reads its peak RSS from the kernel's accounting of that child
-(``os.wait4``), so a JAX run and a PyTorch run compared side by side are measured by the same
-code (``primus_jax.benchmarks.vs_torch``).
+``machine_fields()`` gives ``cpu_model`` and ``cpu_id`` (family and model numbers),
+``peak_rss_mb`` (this process's peak resident set, ``getrusage``) and the XLA flags and
+allocator settings in force. ``run_child(cmd)`` runs a benchmark as a child process and reads
+its peak RSS from the kernel's accounting of that child (``os.wait4``), so a JAX run and a
+PyTorch run compared side by side are measured by the same code
+(``primus_jax.benchmarks.vs_torch``).
 """
 
 from __future__ import annotations
@@ -33,6 +34,28 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def cpu_id(cpuinfo: str | None = None) -> str:
+    """Vendor, family and model numbers (``/proc/cpuinfo``), e.g. ``AuthenticAMD family 25
+    model 1``: the model name alone ("AMD EPYC") does not tell a Zen 3 (model 1) from a Zen 4
+    (model 17), which differ in vector units and in speed. "" where unknown."""
+    if cpuinfo is None:
+        try:
+            with open("/proc/cpuinfo") as f:
+                cpuinfo = f.read()
+        except OSError:
+            return ""
+    fields = {}
+    for line in cpuinfo.splitlines():
+        if not line.strip():
+            break  # the first processor's block is enough
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    if "cpu family" not in fields or "model" not in fields:
+        return ""
+    vendor = fields.get("vendor_id", "")
+    return f"{vendor} family {fields['cpu family']} model {fields['model']}".strip()
+
+
 def cpu_flags() -> list[str]:
     """The vector/matrix extensions that decide GEMM speed (avx2, avx512*, amx*)."""
     try:
@@ -58,6 +81,7 @@ def xla_flags() -> list[str]:
 def machine_fields() -> dict:
     return {
         "cpu_model": cpu_model(),
+        "cpu_id": cpu_id(),
         "cpu_count": os.cpu_count(),
         "cpu_flags": cpu_flags(),
         "peak_rss_mb": peak_rss_mb(),

@@ -79,6 +79,7 @@ def device_info() -> dict:
         "jax": jax.__version__,
         "jaxlib": getattr(jax.lib, "__version__", None) or _version("jaxlib"),
         "cpu_model": measure.cpu_model(),
+        "cpu_id": measure.cpu_id(),
         "xla_flags": measure.xla_flags(),
     }
 
@@ -311,7 +312,8 @@ def to_markdown(r: dict) -> str:
         "# Accelerator check",
         "",
         f"{d.get('device_count')} x {d.get('device_kind')} ({d.get('platform')}), "
-        f"{d.get('memory_gb')} GB each, jax {d.get('jax')}, host CPU {d.get('cpu_model')}.",
+        f"{d.get('memory_gb')} GB each, jax {d.get('jax')}, "
+        f"host CPU {d.get('cpu_model')} ({d.get('cpu_id') or '?'}).",
         "",
         "| benchmark | batch | dtype | data | samples/s | step ms | compile s | peak mem MB |",
         "|---|---|---|---|---|---|---|---|",

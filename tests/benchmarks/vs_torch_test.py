@@ -26,6 +26,17 @@ def test_compare_pairs_and_rss():
 def test_machine_fields():
     f = measure.machine_fields()
     assert f["cpu_model"] and f["peak_rss_mb"] > 0 and isinstance(f["xla_flags"], list)
+    assert f["cpu_id"] == measure.cpu_id()
+
+
+def test_cpu_id_tells_zen3_from_zen4():
+    block = "processor\t: {n}\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: {m}\n"
+    block += "model name\t: AMD EPYC\n\n"
+    zen3 = block.format(n=0, m=1) + block.format(n=1, m=1)
+    zen4 = block.format(n=0, m=17) + block.format(n=1, m=17)
+    assert measure.cpu_id(zen3) == "AuthenticAMD family 25 model 1"
+    assert measure.cpu_id(zen4) == "AuthenticAMD family 25 model 17"
+    assert measure.cpu_id("model name\t: some arm core\n") == ""
 
 
 def test_a_failed_or_silent_child_names_its_command():
