@@ -22,34 +22,35 @@ import time
 ENV_KEYS = ("XLA_FLAGS", "MALLOC_TOP_PAD_", "MALLOC_ARENA_MAX", "OMP_NUM_THREADS")
 
 
+def _first_cpu(cpuinfo: str | None = None) -> dict[str, str]:
+    """The first processor's fields of ``/proc/cpuinfo`` (or of ``cpuinfo``); {} if unreadable."""
+    if cpuinfo is None:
+        try:
+            with open("/proc/cpuinfo") as f:
+                cpuinfo = f.read()
+        except OSError:
+            return {}
+    fields = {}
+    for line in cpuinfo.splitlines():
+        if not line.strip():
+            if fields:
+                break  # the first processor's block is enough
+            continue
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    return fields
+
+
 def cpu_model() -> str:
     """The host CPU's model name (``/proc/cpuinfo``), or ``platform.processor()``."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    return _first_cpu().get("model name") or platform.processor() or platform.machine()
 
 
 def cpu_id(cpuinfo: str | None = None) -> str:
     """Vendor, family and model numbers (``/proc/cpuinfo``), e.g. ``AuthenticAMD family 25
     model 1``: the model name alone ("AMD EPYC") does not tell a Zen 3 (model 1) from a Zen 4
     (model 17), which differ in vector units and in speed. "" where unknown."""
-    if cpuinfo is None:
-        try:
-            with open("/proc/cpuinfo") as f:
-                cpuinfo = f.read()
-        except OSError:
-            return ""
-    fields = {}
-    for line in cpuinfo.splitlines():
-        if not line.strip():
-            break  # the first processor's block is enough
-        key, _, value = line.partition(":")
-        fields.setdefault(key.strip(), value.strip())
+    fields = _first_cpu(cpuinfo)
     if "cpu family" not in fields or "model" not in fields:
         return ""
     vendor = fields.get("vendor_id", "")
@@ -58,15 +59,8 @@ def cpu_id(cpuinfo: str | None = None) -> str:
 
 def cpu_flags() -> list[str]:
     """The vector/matrix extensions that decide GEMM speed (avx2, avx512*, amx*)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    flags = line.split(":", 1)[1].split()
-                    return sorted(f for f in flags if f.startswith(("avx", "amx", "fma")))
-    except OSError:
-        pass
-    return []
+    flags = _first_cpu().get("flags", "").split()
+    return sorted(f for f in flags if f.startswith(("avx", "amx", "fma")))
 
 
 def peak_rss_mb() -> float:
